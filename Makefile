@@ -1,0 +1,33 @@
+# Two set-up commands: `make demo` (demo end to end) and `make test` (the test suite).
+# Both create .venv and install the pinned requirements on first use.
+SHELL := /bin/bash
+VENV ?= .venv
+PYTHON ?= python3.11
+BIN := $(VENV)/bin
+export KEDRO_DISABLE_TELEMETRY := true
+export DVC_NO_ANALYTICS := 1
+
+.PHONY: install demo test lint bench-ingest clean-data
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH (or make PYTHON=python3)"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -r requirements.txt
+	$(BIN)/pip install -q --no-deps -e .
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(BIN)/kedro run --pipeline demo_data
+	$(BIN)/kedro run --pipeline ingest
+
+test: install
+	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+bench-ingest: install
+	$(BIN)/python benchmarks/ingest.py

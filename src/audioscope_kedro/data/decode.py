@@ -1,0 +1,281 @@
+"""Decode one clip of a video file into mono float32 audio and RGB frames, with PyAV.
+
+PyAV bundles its own FFmpeg, so no system package is needed. Audio and video are demuxed in one
+pass over the file; only the frames that are kept get converted and resized.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+
+
+class BadClipError(Exception):
+    """A clip that cannot be used; ``reason`` is the short text written to the quarantine."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class DecodeSettings:
+    """How clips are decoded. Part of the clip-store fingerprint: change one, re-ingest."""
+
+    sample_rate: int = 16000
+    fps: float = 8.0
+    frame_height: int = 64
+    frame_width: int = 64
+    # Audio that ends before the clip does: a shortfall up to `max_pad_seconds` is padded with
+    # zeros (codecs often end a few ms early); a longer one is padded when `short_audio` is
+    # "pad" and quarantined when it is "quarantine".
+    short_audio: str = "quarantine"
+    max_pad_seconds: float = 0.1
+    # Clips whose RMS level is below this (dBFS) are quarantined as "silent audio".
+    silence_db: float = -70.0
+    decode_threads: int = 1
+
+    def __post_init__(self) -> None:
+        if self.short_audio not in ("pad", "quarantine"):
+            raise ValueError(f"short_audio must be 'pad' or 'quarantine', not {self.short_audio!r}")
+        if self.sample_rate <= 0 or self.fps <= 0 or self.frame_height <= 0 or self.frame_width <= 0:
+            raise ValueError("sample_rate, fps and frame size must be positive")
+
+    @classmethod
+    def from_params(cls, params: dict) -> DecodeSettings:
+        known = {k: params[k] for k in cls.__dataclass_fields__ if k in params}
+        return cls(**known)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def num_samples(self, duration: float) -> int:
+        return int(round(duration * self.sample_rate))
+
+    def num_frames(self, duration: float) -> int:
+        return max(1, int(round(duration * self.fps)))
+
+
+@dataclass
+class DecodedClip:
+    audio: np.ndarray  # float32 [T], mono, settings.sample_rate
+    frames: np.ndarray  # uint8 [F, H, W, 3], RGB, one frame per 1/fps from the clip start
+    padded_seconds: float  # zeros appended at the end of the audio
+
+
+def _open(path: Path) -> av.container.InputContainer:
+    if not path.exists():
+        raise BadClipError("missing file")
+    if path.stat().st_size == 0:
+        raise BadClipError("zero bytes")
+    try:
+        return av.open(str(path), metadata_errors="ignore")
+    except (av.error.FFmpegError, UnicodeDecodeError) as err:
+        raise BadClipError(f"corrupt or unreadable container ({err})") from err
+
+
+def container_duration(container: av.container.InputContainer) -> float | None:
+    """Duration in seconds from the container, else from the longest stream; None if unknown."""
+    if container.duration is not None:
+        return container.duration / av.time_base
+    durations = [
+        float(s.duration * s.time_base)
+        for s in container.streams
+        if s.duration is not None and s.time_base is not None
+    ]
+    return max(durations) if durations else None
+
+
+def probe_duration(path: str | Path) -> float:
+    """Duration of a video file in seconds; raises :class:`BadClipError` when unreadable."""
+    with _open(Path(path)) as container:
+        duration = container_duration(container)
+    if duration is None:
+        raise BadClipError("unknown duration")
+    return duration
+
+
+class _FramePicker:
+    """Keeps, for each target time k / fps, the decoded frame nearest to it."""
+
+    def __init__(self, start: float, num_frames: int, fps: float, width: int, height: int):
+        self.targets = start + np.arange(num_frames) / fps
+        self.width, self.height = width, height
+        self.out: list[np.ndarray | None] = [None] * num_frames
+        self.k = 0
+        self.prev: tuple[float, av.VideoFrame] | None = None
+        self.prev_rgb: np.ndarray | None = None
+
+    def _rgb(self, frame: av.VideoFrame) -> np.ndarray:
+        return frame.to_ndarray(format="rgb24", width=self.width, height=self.height)
+
+    def push(self, time: float, frame: av.VideoFrame) -> None:
+        rgb = None
+        while self.k < len(self.targets) and time >= self.targets[self.k]:
+            target = self.targets[self.k]
+            if self.prev is not None and (target - self.prev[0]) < (time - target):
+                if self.prev_rgb is None:
+                    self.prev_rgb = self._rgb(self.prev[1])
+                self.out[self.k] = self.prev_rgb
+            else:
+                rgb = self._rgb(frame) if rgb is None else rgb
+                self.out[self.k] = rgb
+            self.k += 1
+        self.prev, self.prev_rgb = (time, frame), rgb
+
+    @property
+    def done(self) -> bool:
+        return self.k >= len(self.targets)
+
+    def finish(self) -> np.ndarray:
+        """Frames past the end of the video repeat the last one."""
+        if self.k < len(self.targets):
+            if self.prev is None:
+                raise BadClipError("no video frames in the clip range")
+            last = self.prev_rgb if self.prev_rgb is not None else self._rgb(self.prev[1])
+            for k in range(self.k, len(self.targets)):
+                self.out[k] = last
+        return np.stack(self.out)
+
+
+def _mono(frame: av.AudioFrame) -> np.ndarray:
+    planes = frame.to_ndarray()  # [channels, samples], planar float32
+    return planes[0] if planes.shape[0] == 1 else planes.mean(axis=0, dtype=np.float32)
+
+
+def _frame_time(frame: av.frame.Frame, fallback: float) -> float:
+    if frame.pts is None or frame.time_base is None:
+        return fallback
+    return float(frame.pts * frame.time_base)
+
+
+def decode_clip(
+    path: str | Path, start: float, end: float, settings: DecodeSettings
+) -> DecodedClip:
+    """Decode ``[start, end)`` seconds of ``path``.
+
+    Returns exactly ``settings.num_samples(end - start)`` audio samples and
+    ``settings.num_frames(end - start)`` frames, or raises :class:`BadClipError` with the reason
+    (missing file, zero bytes, corrupt container, no audio stream, no video stream, clip beyond
+    the end, audio shorter than the clip, silent audio, NaN/inf samples).
+    """
+    path = Path(path)
+    if not (math.isfinite(start) and math.isfinite(end)) or end <= start or start < 0:
+        raise BadClipError(f"bad clip times {start}..{end}")
+    container = _open(path)
+    with container:
+        if not container.streams.audio:
+            raise BadClipError("no audio stream")
+        if not container.streams.video:
+            raise BadClipError("no video stream")
+        duration = container_duration(container)
+        if duration is not None and start >= duration:
+            raise BadClipError(f"clip beyond the end (starts at {start:.2f} s, video lasts {duration:.2f} s)")
+        astream = container.streams.audio[0]
+        vstream = container.streams.video[0]
+        vstream.thread_type = "AUTO"
+        vstream.codec_context.thread_count = settings.decode_threads
+        n_samples = settings.num_samples(end - start)
+        picker = _FramePicker(
+            start, settings.num_frames(end - start), settings.fps,
+            settings.frame_width, settings.frame_height,
+        )
+        # Keep the channel layout through resampling and average the channels ourselves:
+        # FFmpeg's own stereo-to-mono matrix adds L and R at -3 dB each, which clips.
+        resampler = av.AudioResampler(format="fltp", rate=settings.sample_rate)
+        chunks: list[np.ndarray] = []
+        audio_t0: float | None = None
+        audio_have = 0  # resampled samples kept in chunks
+        if start > 0:
+            container.seek(int(start * av.time_base), backward=True, any_frame=False)
+        audio_done = False
+        decode_error: str | None = None
+        try:
+            for packet in container.demux(astream, vstream):
+                if packet.stream.type == "audio":
+                    if audio_done:
+                        continue
+                    for frame in packet.decode():
+                        if audio_t0 is None:
+                            audio_t0 = _frame_time(frame, 0.0)
+                        for out in resampler.resample(frame):
+                            chunk = _mono(out)
+                            chunks.append(chunk)
+                            audio_have += chunk.size
+                    if audio_t0 is not None and audio_t0 + audio_have / settings.sample_rate >= end + 0.05:
+                        audio_done = True
+                elif not picker.done:
+                    for frame in packet.decode():
+                        picker.push(_frame_time(frame, start), frame)
+                if audio_done and picker.done:
+                    break
+        except av.error.FFmpegError as err:
+            # A truncated file ends in an error; what decoded before it is still usable, and the
+            # length checks below decide whether it is enough.
+            decode_error = str(err)
+        if not audio_done:
+            chunks.extend(_mono(out) for out in resampler.resample(None))
+        try:
+            frames = picker.finish()
+        except BadClipError as err:
+            if decode_error:
+                raise BadClipError(f"corrupt or truncated video stream ({decode_error})") from None
+            raise err
+    if audio_t0 is None:
+        raise BadClipError(
+            f"corrupt or truncated audio stream ({decode_error})" if decode_error else "no audio in the clip range"
+        )
+    audio = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+    offset = int(round((start - audio_t0) * settings.sample_rate))
+    if offset < 0:  # the stream starts after the clip start: pad the front
+        audio = np.concatenate([np.zeros(-offset, np.float32), audio])
+        offset = 0
+    audio = audio[offset : offset + n_samples]
+    shortfall = n_samples - audio.size
+    padded = shortfall / settings.sample_rate
+    if shortfall > 0:
+        if padded > settings.max_pad_seconds and settings.short_audio == "quarantine":
+            have = audio.size / settings.sample_rate
+            raise BadClipError(f"audio shorter than the clip ({have:.2f} s of {end - start:.2f} s)")
+        audio = np.concatenate([audio, np.zeros(shortfall, np.float32)])
+    if not np.isfinite(audio).all():
+        raise BadClipError("NaN/inf audio samples")
+    rms_db = 10 * np.log10(np.mean(audio.astype(np.float64) ** 2) + 1e-20)
+    if rms_db < settings.silence_db:
+        raise BadClipError(f"silent audio (RMS {rms_db:.0f} dBFS)")
+    return DecodedClip(audio=audio.astype(np.float32, copy=False), frames=frames, padded_seconds=max(padded, 0.0))
+
+
+def decode_all(path: str | Path) -> tuple[int, int]:
+    """Decode every audio and video frame of a file and nothing else: the raw-decode baseline.
+
+    Returns (audio samples, video frames) decoded, so callers can check the work was done.
+    """
+    samples = frames = 0
+    with av.open(str(path)) as container:
+        streams = [s for s in (container.streams.audio[:1] + container.streams.video[:1])]
+        for s in streams:
+            if s.type == "video":
+                s.thread_type = "AUTO"
+                s.codec_context.thread_count = 1
+        for packet in container.demux(*streams):
+            for frame in packet.decode():
+                if packet.stream.type == "audio":
+                    samples += frame.samples
+                else:
+                    frames += 1
+    return samples, frames
+
+
+__all__ = [
+    "BadClipError",
+    "DecodeSettings",
+    "DecodedClip",
+    "decode_all",
+    "decode_clip",
+    "probe_duration",
+]

@@ -1,0 +1,330 @@
+"""Synthetic audio-visual scenes for the demo dataset (plain numpy + OpenCV, no Kedro).
+
+A scene has visible sounding objects, optional silent visible distractors, off-screen sounds
+with nothing visible, and background noise. Each object's look (shape, colour, texture) is a
+function of its sound class, and its size, brightness and vertical motion follow its sound's
+loudness over time, so audio-visual correspondence is learnable. Everything is a pure function
+of the scene's seed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import soundfile as sf
+
+SYNTH_CLASSES = ["tone", "chirp", "noise", "clicks", "warble", "buzz"]
+SHAPES = ["circle", "square", "triangle", "diamond", "ring", "cross"]
+COLOURS = [
+    (230, 60, 50),
+    (60, 200, 80),
+    (60, 110, 240),
+    (240, 210, 50),
+    (220, 70, 220),
+    (60, 220, 230),
+    (250, 140, 40),
+    (240, 240, 240),
+]
+TEXTURES = ["solid", "stripes", "checker"]
+
+
+@dataclass(frozen=True)
+class Look:
+    shape: str
+    colour: tuple[int, int, int]
+    texture: str
+
+
+def look_of_class(class_index: int) -> Look:
+    """Deterministic look of a sound class; distinct for up to 6 * 8 * 3 = 144 classes."""
+    return Look(
+        shape=SHAPES[class_index % len(SHAPES)],
+        colour=COLOURS[(class_index // len(SHAPES) + class_index) % len(COLOURS)],
+        texture=TEXTURES[(class_index // (len(SHAPES) * len(COLOURS))) % len(TEXTURES)],
+    )
+
+
+@dataclass
+class Source:
+    role: str  # "on_screen", "off_screen" or "background"
+    class_name: str
+    audio: np.ndarray  # float32 [T]
+    look: Look | None = None  # None for off-screen sounds and background
+    position: tuple[float, float] = (0.5, 0.5)  # centre, fractions of width and height
+
+
+@dataclass
+class Scene:
+    sample_rate: int
+    duration: float
+    sources: list[Source]
+    distractors: list[tuple[Look, tuple[float, float]]] = field(default_factory=list)
+    background: tuple[int, int, int] = (20, 20, 30)
+
+    @property
+    def mixture(self) -> np.ndarray:
+        return np.sum([s.audio for s in self.sources], axis=0).astype(np.float32)
+
+
+# ---------------------------------------------------------------- sounds
+
+
+def _envelope(rng: np.random.Generator, n: int, sr: int) -> np.ndarray:
+    """Slowly varying loudness: a few on/off events with smooth attacks and decays."""
+    env = np.zeros(n)
+    n_events = rng.integers(2, 6)
+    for _ in range(n_events):
+        start = rng.integers(0, max(1, n - sr // 4))
+        length = rng.integers(sr // 4, max(sr // 4 + 1, n // 2))
+        env[start : start + length] = np.maximum(env[start : start + length], rng.uniform(0.5, 1))
+    kernel = np.hanning(max(3, sr // 20))
+    env = np.convolve(env, kernel / kernel.sum(), mode="same")
+    return env / (env.max() + 1e-9)
+
+
+def synth_sound(class_name: str, rng: np.random.Generator, n: int, sr: int) -> np.ndarray:
+    """A procedural sound of one of :data:`SYNTH_CLASSES`, unit RMS, with a loudness envelope."""
+    t = np.arange(n) / sr
+    nyq = sr / 2
+    if class_name == "tone":
+        f0 = rng.uniform(150, 500)
+        vib = 1 + 0.01 * np.sin(2 * np.pi * rng.uniform(4, 7) * t)
+        phase = 2 * np.pi * np.cumsum(f0 * vib) / sr
+        x = sum(np.sin(k * phase) / k for k in range(1, 6) if k * f0 * 1.02 < nyq)
+    elif class_name == "chirp":
+        period = rng.uniform(0.25, 0.6)
+        f_lo, f_hi = rng.uniform(300, 700), rng.uniform(1200, min(3000, 0.8 * nyq))
+        frac = (t % period) / period
+        phase = 2 * np.pi * np.cumsum(f_lo + (f_hi - f_lo) * frac) / sr
+        x = np.sin(phase) * np.hanning(int(period * sr) + 2)[(frac * int(period * sr)).astype(int)]
+    elif class_name == "noise":
+        centre = rng.uniform(500, min(3000, 0.7 * nyq))
+        spec = np.fft.rfft(rng.standard_normal(n))
+        f = np.fft.rfftfreq(n, 1 / sr)
+        spec *= np.exp(-0.5 * ((f - centre) / (0.25 * centre)) ** 2)
+        x = np.fft.irfft(spec, n)
+    elif class_name == "clicks":
+        rate = rng.uniform(3, 9)
+        x = np.zeros(n)
+        ring = np.exp(-np.arange(int(0.08 * sr)) / (0.015 * sr))
+        ring = ring * np.sin(2 * np.pi * rng.uniform(800, min(2500, 0.8 * nyq)) * np.arange(ring.size) / sr)
+        for start in (np.arange(0, t[-1], 1 / rate) * sr).astype(int):
+            seg = x[start : start + ring.size]
+            seg += ring[: seg.size]
+    elif class_name == "warble":
+        fc, fm = rng.uniform(400, 1000), rng.uniform(5, 12)
+        x = np.sin(2 * np.pi * fc * t + rng.uniform(3, 8) * np.sin(2 * np.pi * fm * t))
+    elif class_name == "buzz":
+        f0 = rng.uniform(80, 160)
+        x = sum(np.sin(2 * np.pi * k * f0 * t) / k for k in range(1, 20) if k * f0 < 0.9 * nyq)
+    else:
+        raise ValueError(f"unknown synthetic class {class_name!r}; known: {SYNTH_CLASSES}")
+    x = np.asarray(x, dtype=np.float64) * _envelope(rng, n, sr)
+    return (x / (np.sqrt(np.mean(x**2)) + 1e-9)).astype(np.float32)
+
+
+def _read_mono(path: Path, sr: int) -> np.ndarray:
+    data, file_sr = sf.read(str(path), dtype="float32", always_2d=True)
+    x = data.mean(axis=1)
+    if file_sr != sr:  # band-limited resampling in the frequency domain (no aliasing)
+        n_out = int(round(x.size * sr / file_sr))
+        spec = np.fft.rfft(x.astype(np.float64))
+        bins = n_out // 2 + 1
+        spec = spec[:bins] if spec.size >= bins else np.pad(spec, (0, bins - spec.size))
+        x = np.fft.irfft(spec, n_out) * (n_out / max(1, data.shape[0]))
+    return x.astype(np.float32)
+
+
+class SoundBank:
+    """Real recordings organised as ``<root>/<class>/<file>``; classes are the folder names."""
+
+    EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
+
+    def __init__(self, root: str | Path, sample_rate: int, exclude: tuple[str, ...] = ()):
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise ValueError(f"sound bank folder {self.root} does not exist")
+        self.sample_rate = sample_rate
+        self.files: dict[str, list[Path]] = {}
+        for d in sorted(p for p in self.root.iterdir() if p.is_dir() and p.name not in exclude):
+            files = sorted(f for f in d.iterdir() if f.suffix.lower() in self.EXTENSIONS)
+            if files:
+                self.files[d.name] = files
+        if not self.files:
+            raise ValueError(f"sound bank {self.root} has no <class>/<audio file> recordings")
+        self.classes = list(self.files)
+
+    def sound(self, class_name: str, rng: np.random.Generator, n: int) -> np.ndarray:
+        """A random excerpt of a random file of the class, looped if short, unit RMS."""
+        files = self.files[class_name]
+        for _ in range(len(files)):
+            path = files[rng.integers(len(files))]
+            try:
+                x = _read_mono(path, self.sample_rate)
+            except (RuntimeError, sf.LibsndfileError):
+                continue  # an unreadable recording: try another one of the class
+            if x.size and np.sqrt(np.mean(x**2)) > 1e-4:
+                break
+        else:
+            raise ValueError(f"no readable, non-silent recording in {self.root / class_name}")
+        if x.size < n:
+            x = np.tile(x, int(np.ceil(n / x.size)))
+        start = rng.integers(0, x.size - n + 1)
+        x = x[start : start + n].astype(np.float64)
+        return (x / (np.sqrt(np.mean(x**2)) + 1e-9)).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class SceneConfig:
+    sample_rate: int = 16000
+    duration: float = 5.0
+    fps: float = 15.0
+    width: int = 96
+    height: int = 96
+    level_range_db: tuple[float, float] = (-6.0, 6.0)
+    background_noise_db: float = -35.0  # relative to a unit-RMS source
+    distractor_probability: float = 0.3  # a silent visible object: visible is not sounding
+
+
+def make_scene(
+    seed: int,
+    n_on: int,
+    n_off: int,
+    config: SceneConfig,
+    bank: SoundBank | None = None,
+) -> Scene:
+    """Build one scene from its seed; the same seed and settings give the same scene."""
+    rng = np.random.default_rng(seed)
+    sr, n = config.sample_rate, int(round(config.duration * config.sample_rate))
+    classes = bank.classes if bank is not None else SYNTH_CLASSES
+    # On-screen objects get distinct classes so that each look stands for one sound.
+    chosen = rng.choice(len(classes), size=n_on + n_off, replace=n_on + n_off > len(classes))
+    positions = _spread_positions(rng, n_on + 1)
+    sources: list[Source] = []
+    for i, c in enumerate(chosen):
+        name = classes[c]
+        audio = bank.sound(name, rng, n) if bank is not None else synth_sound(name, rng, n, sr)
+        audio *= 10 ** (rng.uniform(*config.level_range_db) / 20)
+        if i < n_on:
+            sources.append(Source("on_screen", name, audio, look_of_class(int(c)), positions[i]))
+        else:
+            sources.append(Source("off_screen", name, audio))
+    noise = rng.standard_normal(n).astype(np.float32) * 10 ** (config.background_noise_db / 20)
+    sources.append(Source("background", "noise", noise))
+    peak = np.abs(np.sum([s.audio for s in sources], axis=0)).max()
+    if peak > 0.9:  # scale every stem alike so they still sum to the mixture
+        for s in sources:
+            s.audio *= 0.9 / peak
+    distractors = []
+    if rng.random() < config.distractor_probability:
+        c = int(rng.integers(len(classes)))
+        distractors.append((look_of_class(c), positions[-1]))
+    background = tuple(int(v) for v in rng.integers(10, 60, size=3))
+    return Scene(sr, config.duration, sources, distractors, background)
+
+
+def _spread_positions(rng: np.random.Generator, k: int) -> list[tuple[float, float]]:
+    """k object centres spread over the frame (a jittered grid, so objects rarely overlap)."""
+    cells = [(x, y) for x in (0.25, 0.5, 0.75) for y in (0.3, 0.7)]
+    order = rng.permutation(len(cells))
+    return [
+        (cells[order[i % len(cells)]][0] + rng.uniform(-0.05, 0.05),
+         cells[order[i % len(cells)]][1] + rng.uniform(-0.05, 0.05))
+        for i in range(k)
+    ]
+
+
+# ---------------------------------------------------------------- frames
+
+
+def loudness_track(audio: np.ndarray, sr: int, fps: float, num_frames: int) -> np.ndarray:
+    """RMS of the audio around each frame time, normalised to [0, 1] by the clip's peak."""
+    hop = sr / fps
+    out = np.empty(num_frames)
+    for k in range(num_frames):
+        a, b = int(k * hop), int((k + 1) * hop)
+        seg = audio[a:b]
+        out[k] = np.sqrt(np.mean(seg.astype(np.float64) ** 2)) if seg.size else 0.0
+    return out / (out.max() + 1e-9)
+
+
+def _texture_mask(texture: str, h: int, w: int, phase: int) -> np.ndarray:
+    yy, xx = np.mgrid[0:h, 0:w]
+    if texture == "stripes":
+        return (((xx + yy + phase) // 3) % 2).astype(np.float32) * 0.6 + 0.4
+    if texture == "checker":
+        return (((xx // 4) + (yy // 4)) % 2).astype(np.float32) * 0.6 + 0.4
+    return np.ones((h, w), np.float32)
+
+
+def _draw_shape(mask: np.ndarray, shape: str, cx: int, cy: int, r: int) -> None:
+    if shape == "circle":
+        cv2.circle(mask, (cx, cy), r, 1.0, -1, cv2.LINE_AA)
+    elif shape == "ring":
+        cv2.circle(mask, (cx, cy), r, 1.0, max(2, r // 3), cv2.LINE_AA)
+    elif shape == "square":
+        cv2.rectangle(mask, (cx - r, cy - r), (cx + r, cy + r), 1.0, -1, cv2.LINE_AA)
+    elif shape == "triangle":
+        pts = np.array([[cx, cy - r], [cx - r, cy + r], [cx + r, cy + r]], np.int32)
+        cv2.fillPoly(mask, [pts], 1.0, cv2.LINE_AA)
+    elif shape == "diamond":
+        pts = np.array([[cx, cy - r], [cx - r, cy], [cx, cy + r], [cx + r, cy]], np.int32)
+        cv2.fillPoly(mask, [pts], 1.0, cv2.LINE_AA)
+    elif shape == "cross":
+        t = max(2, r // 3)
+        cv2.rectangle(mask, (cx - r, cy - t), (cx + r, cy + t), 1.0, -1, cv2.LINE_AA)
+        cv2.rectangle(mask, (cx - t, cy - r), (cx + t, cy + r), 1.0, -1, cv2.LINE_AA)
+    else:
+        raise ValueError(f"unknown shape {shape!r}")
+
+
+def render_frames(scene: Scene, config: SceneConfig) -> np.ndarray:
+    """uint8 RGB frames [F, H, W, 3]: each on-screen object grows, brightens and bounces with
+    its sound's loudness; distractors stay still and dim; off-screen sounds draw nothing."""
+    h, w = config.height, config.width
+    num_frames = int(round(scene.duration * config.fps))
+    yy = np.linspace(0, 1, h, dtype=np.float32)[:, None, None]
+    base = np.asarray(scene.background, np.float32) * (0.6 + 0.8 * yy) * np.ones((1, w, 1), np.float32)
+    frames = np.repeat(base[None], num_frames, axis=0)
+    layers = [
+        (s.look, s.position, loudness_track(s.audio, scene.sample_rate, config.fps, num_frames))
+        for s in scene.sources
+        if s.role == "on_screen"
+    ]
+    layers += [(look, pos, np.full(num_frames, 0.15)) for look, pos in scene.distractors]
+    size = min(h, w)
+    for look, (px, py), loud in layers:
+        colour = np.asarray(look.colour, np.float32)
+        for k in range(num_frames):
+            r = int(size * (0.08 + 0.10 * loud[k]))
+            cx, cy = int(px * w), int(py * h - 0.08 * size * loud[k])
+            # Draw into the object's bounding box only: a full-frame mask per object and
+            # frame costs most of the rendering time.
+            x0, y0 = max(0, cx - r - 2), max(0, cy - r - 2)
+            x1, y1 = min(w, cx + r + 3), min(h, cy + r + 3)
+            if x1 <= x0 or y1 <= y0:
+                continue
+            mask = np.zeros((y1 - y0, x1 - x0), np.float32)
+            _draw_shape(mask, look.shape, cx - x0, cy - y0, r)
+            mask *= _texture_mask(look.texture, h, w, k)[y0:y1, x0:x1]
+            bright = 0.35 + 0.65 * loud[k]
+            roi = frames[k, y0:y1, x0:x1]
+            roi[:] = roi * (1 - mask[..., None]) + (colour * bright) * mask[..., None]
+    return np.clip(frames, 0, 255).astype(np.uint8)
+
+
+__all__ = [
+    "SYNTH_CLASSES",
+    "Scene",
+    "SceneConfig",
+    "SoundBank",
+    "Source",
+    "look_of_class",
+    "loudness_track",
+    "make_scene",
+    "render_frames",
+    "synth_sound",
+]

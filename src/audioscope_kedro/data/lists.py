@@ -1,0 +1,271 @@
+"""Clip and MoM lists in the AudioScope release format: schemas, readers and file-name rules.
+
+The public lists have no header and positional columns; users' lists may have a header. Every
+reader returns a DataFrame indexed by the 1-based line number in the file, so that any error
+names the row a user can open in an editor.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import posixpath
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pandera.pandas as pa
+from pandera.typing import Series
+
+CLIP_COLUMNS = ["video_path", "start_time", "end_time"]
+MOM_COLUMNS = [
+    "video_path_1",
+    "start_time_1",
+    "end_time_1",
+    "video_path_2",
+    "start_time_2",
+    "end_time_2",
+]
+
+
+class ListValidationError(ValueError):
+    """A list file has bad rows; the message names every bad row and the reason."""
+
+    def __init__(self, source: str, problems: list[tuple[int, str]]):
+        self.source = source
+        self.problems = sorted(problems)
+        lines = [f"{source}: row {row}: {reason}" for row, reason in self.problems]
+        super().__init__(f"{len(self.problems)} bad row(s) in {source}:\n" + "\n".join(lines))
+
+
+def is_safe_relative_path(path: str) -> bool:
+    """True when ``path`` is relative and stays inside the folder it is relative to."""
+    if not isinstance(path, str) or not path or path.startswith(("/", "\\")):
+        return False
+    if re.match(r"^[A-Za-z]:", path):  # Windows drive letter
+        return False
+    normalised = posixpath.normpath(path.replace("\\", "/"))
+    return normalised != ".." and not normalised.startswith("../")
+
+
+def _finite_number(series: pd.Series) -> pd.Series:
+    return series.map(lambda v: isinstance(v, float) and math.isfinite(v))
+
+
+class ClipListSchema(pa.DataFrameModel):
+    """One clip per row: ``video_path, start_time, end_time`` (seconds)."""
+
+    video_path: Series[str] = pa.Field(nullable=False)
+    start_time: Series[float] = pa.Field(ge=0, nullable=False)
+    end_time: Series[float] = pa.Field(gt=0, nullable=False)
+
+    @pa.check("video_path", name="path stays inside video_root")
+    def _path_inside_root(cls, path: Series[str]) -> Series[bool]:
+        return path.map(is_safe_relative_path)
+
+    @pa.check("start_time", "end_time", name="finite number")
+    def _finite(cls, value: Series[float]) -> Series[bool]:
+        return _finite_number(value)
+
+    @pa.dataframe_check(name="end_time > start_time")
+    def _ordered(cls, df: pd.DataFrame) -> Series[bool]:
+        return df["end_time"] > df["start_time"]
+
+    class Config:
+        coerce = True
+        strict = False  # extra named columns (labels, notes) are kept
+
+
+class MomListSchema(pa.DataFrameModel):
+    """One mixture of mixtures per row: frames of clip 1, audio of clip 1 + clip 2."""
+
+    video_path_1: Series[str] = pa.Field(nullable=False)
+    start_time_1: Series[float] = pa.Field(ge=0, nullable=False)
+    end_time_1: Series[float] = pa.Field(gt=0, nullable=False)
+    video_path_2: Series[str] = pa.Field(nullable=False)
+    start_time_2: Series[float] = pa.Field(ge=0, nullable=False)
+    end_time_2: Series[float] = pa.Field(gt=0, nullable=False)
+
+    @pa.check("video_path_1", "video_path_2", name="path stays inside video_root")
+    def _path_inside_root(cls, path: Series[str]) -> Series[bool]:
+        return path.map(is_safe_relative_path)
+
+    @pa.check(
+        "start_time_1", "end_time_1", "start_time_2", "end_time_2", name="finite number"
+    )
+    def _finite(cls, value: Series[float]) -> Series[bool]:
+        return _finite_number(value)
+
+    @pa.dataframe_check(name="end_time_1 > start_time_1")
+    def _ordered_1(cls, df: pd.DataFrame) -> Series[bool]:
+        return df["end_time_1"] > df["start_time_1"]
+
+    @pa.dataframe_check(name="end_time_2 > start_time_2")
+    def _ordered_2(cls, df: pd.DataFrame) -> Series[bool]:
+        return df["end_time_2"] > df["start_time_2"]
+
+    class Config:
+        coerce = True
+        strict = False
+
+
+def _looks_like_header(row: list[str], columns: list[str]) -> bool:
+    """A first row whose time field is not a number, or that repeats column names, is a header."""
+    if [c.strip() for c in row[: len(columns)]] == columns:
+        return True
+    try:
+        float(row[1])
+    except (ValueError, IndexError):
+        return True
+    return False
+
+
+def read_positional_csv(
+    path: str | Path, columns: list[str], source: str | None = None
+) -> tuple[pd.DataFrame, list[tuple[int, str]]]:
+    """Read a CSV with or without a header into string columns, indexed by line number.
+
+    Returns the frame and the structural problems (wrong number of fields) found on the way.
+    Without a header a row must have exactly ``len(columns)`` fields; with one, extra named
+    columns are kept (a labelled list may carry ``label`` or ``note`` columns).
+    """
+    source = source or str(path)
+    with open(path, newline="", encoding="utf-8") as handle:
+        rows = [(i + 1, r) for i, r in enumerate(csv.reader(handle)) if any(f.strip() for f in r)]
+    problems: list[tuple[int, str]] = []
+    names = list(columns)
+    if rows and _looks_like_header(rows[0][1], columns):
+        header = [h.strip() for h in rows[0][1]]
+        if len(header) < len(columns):
+            problems.append((rows[0][0], f"header has {len(header)} fields, need {columns}"))
+        else:
+            names = columns + header[len(columns) :]
+        rows = rows[1:]
+    good: list[list[str]] = []
+    index: list[int] = []
+    for line, fields in rows:
+        if len(fields) != len(names):
+            problems.append(
+                (line, f"expected {len(names)} fields ({', '.join(names)}), got {len(fields)}")
+            )
+            continue
+        good.append([f.strip() for f in fields])
+        index.append(line)
+    frame = pd.DataFrame(good, columns=names, index=pd.Index(index, name="row"), dtype=object)
+    return frame, problems
+
+
+def _validate(
+    frame: pd.DataFrame,
+    schema: type[pa.DataFrameModel],
+    problems: list[tuple[int, str]],
+    source: str,
+) -> pd.DataFrame:
+    try:
+        validated = schema.validate(frame, lazy=True)
+    except pa.errors.SchemaErrors as err:
+        cases = err.failure_cases
+        for _, case in cases.iterrows():
+            row = case["index"]
+            column = case["column"] if isinstance(case["column"], str) else "row"
+            value = case["failure_case"]
+            reason = f"{column}: {case['check']} failed for value {value!r}"
+            if row is None or (isinstance(row, float) and math.isnan(row)):
+                problems.append((0, reason))
+            else:
+                problems.append((int(row), reason))
+        validated = None
+    if problems:
+        raise ListValidationError(source, _dedupe(problems))
+    return validated
+
+
+def _dedupe(problems: list[tuple[int, str]]) -> list[tuple[int, str]]:
+    return sorted(set(problems))
+
+
+def read_clip_list(path: str | Path, source: str | None = None) -> pd.DataFrame:
+    """Read and validate a clip list; raises :class:`ListValidationError` naming every bad row."""
+    source = source or Path(path).name
+    frame, problems = read_positional_csv(path, CLIP_COLUMNS, source)
+    return _validate(frame, ClipListSchema, problems, source)
+
+
+def read_mom_list(path: str | Path, source: str | None = None) -> pd.DataFrame:
+    """Read and validate a MoM list; raises :class:`ListValidationError` naming every bad row."""
+    source = source or Path(path).name
+    frame, problems = read_positional_csv(path, MOM_COLUMNS, source)
+    return _validate(frame, MomListSchema, problems, source)
+
+
+_LIST_NAME = re.compile(
+    r"^(?P<prefix>[A-Za-z0-9]+)_(?P<split>train|validate|test)"
+    r"(?:_(?P<label>onscreen|offscreen)_unanimous"
+    r"(?:_plus_(?P<label2>onscreen|offscreen)_unanimous_(?P<mom>mom))?)?_clips\.csv$"
+)
+
+
+@dataclass(frozen=True)
+class ListName:
+    """What the AudioScope release file name of a list says about it."""
+
+    prefix: str  # "filtered" (AudioScope) or "unfiltered" (AudioScopeV2), or a user's own
+    split: str  # train | validate | test
+    label: str | None  # None (unlabelled), "onscreen" or "offscreen"
+    mom_label: str | None  # for MoM lists, the label of clip 2
+
+    @property
+    def is_mom(self) -> bool:
+        return self.mom_label is not None
+
+    @property
+    def key(self) -> str:
+        """Short name used inside the project: ``train``, ``test_onscreen``, ``test_on_off_mom``."""
+        if self.is_mom:
+            return f"{self.split}_{self.label[:-6]}_{self.mom_label[:-6]}_mom"
+        return self.split if self.label is None else f"{self.split}_{self.label}"
+
+    @classmethod
+    def from_key(cls, prefix: str, key: str) -> ListName:
+        """Inverse of :attr:`key`: ``("filtered", "test_on_off_mom")`` gives the release name."""
+        parts = key.split("_")
+        label = {"on": "onscreen", "off": "offscreen", "onscreen": "onscreen", "offscreen": "offscreen"}
+        if parts[-1] == "mom" and len(parts) == 4:
+            return cls(prefix, parts[0], label[parts[1]], label[parts[2]])
+        if len(parts) == 2:
+            return cls(prefix, parts[0], label[parts[1]], None)
+        if len(parts) == 1:
+            return cls(prefix, parts[0], None, None)
+        raise ValueError(f"not a list key: {key!r}")
+
+    def file_name(self) -> str:
+        parts = [self.prefix, self.split]
+        if self.label:
+            parts.append(f"{self.label}_unanimous")
+        if self.mom_label:
+            parts.append(f"plus_{self.mom_label}_unanimous_mom")
+        return "_".join(parts) + "_clips.csv"
+
+
+def parse_list_name(file_name: str) -> ListName | None:
+    """Parse a release list name such as ``filtered_test_onscreen_unanimous_clips.csv``."""
+    match = _LIST_NAME.match(file_name)
+    if not match:
+        return None
+    return ListName(
+        prefix=match["prefix"],
+        split=match["split"],
+        label=match["label"],
+        mom_label=match["label2"],
+    )
+
+
+def find_lists(folder: str | Path, prefix: str) -> dict[str, Path]:
+    """All lists with the given prefix in ``folder``, keyed by :attr:`ListName.key`."""
+    found: dict[str, Path] = {}
+    for path in sorted(Path(folder).glob(f"{prefix}_*_clips.csv")):
+        name = parse_list_name(path.name)
+        if name is not None and name.prefix == prefix:
+            found[name.key] = path
+    return found
