@@ -53,7 +53,11 @@ def assemble_clip_table(lists: dict[str, pd.DataFrame]) -> pd.DataFrame:
     # Labelled rows first, so that drop_duplicates keeps the label of a clip listed twice.
     table["_unlabelled"] = table["label"] == ""
     table = table.sort_values(["_unlabelled"], kind="stable").drop_duplicates("clip_id")
-    return table.drop(columns="_unlabelled").sort_values(["split", "video_path", "start_time"], kind="stable").reset_index(drop=True)
+    return (
+        table.drop(columns="_unlabelled")
+        .sort_values(["split", "video_path", "start_time"], kind="stable")
+        .reset_index(drop=True)
+    )
 
 
 def assemble_mom_table(lists: dict[str, pd.DataFrame]) -> pd.DataFrame:

@@ -30,9 +30,10 @@ class DecodeSettings:
     fps: float = 8.0
     frame_height: int = 64
     frame_width: int = 64
-    # Audio that ends before the clip does: a shortfall up to `max_pad_seconds` is padded with
-    # zeros (codecs often end a few ms early); a longer one is padded when `short_audio` is
-    # "pad" and quarantined when it is "quarantine".
+    # Audio that ends before the clip does (the stream stops, or its content turns into digital
+    # silence): a shortfall up to `max_pad_seconds` is padded with zeros (codecs often end a
+    # few ms early); a longer one is padded when `short_audio` is "pad" and quarantined when
+    # it is "quarantine".
     short_audio: str = "quarantine"
     max_pad_seconds: float = 0.1
     # Clips whose RMS level is below this (dBFS) are quarantined as "silent audio".
@@ -42,7 +43,12 @@ class DecodeSettings:
     def __post_init__(self) -> None:
         if self.short_audio not in ("pad", "quarantine"):
             raise ValueError(f"short_audio must be 'pad' or 'quarantine', not {self.short_audio!r}")
-        if self.sample_rate <= 0 or self.fps <= 0 or self.frame_height <= 0 or self.frame_width <= 0:
+        if (
+            self.sample_rate <= 0
+            or self.fps <= 0
+            or self.frame_height <= 0
+            or self.frame_width <= 0
+        ):
             raise ValueError("sample_rate, fps and frame size must be positive")
 
     @classmethod
@@ -174,15 +180,20 @@ def decode_clip(
             raise BadClipError("no video stream")
         duration = container_duration(container)
         if duration is not None and start >= duration:
-            raise BadClipError(f"clip beyond the end (starts at {start:.2f} s, video lasts {duration:.2f} s)")
+            raise BadClipError(
+                f"clip beyond the end (starts at {start:.2f} s, video lasts {duration:.2f} s)"
+            )
         astream = container.streams.audio[0]
         vstream = container.streams.video[0]
         vstream.thread_type = "AUTO"
         vstream.codec_context.thread_count = settings.decode_threads
         n_samples = settings.num_samples(end - start)
         picker = _FramePicker(
-            start, settings.num_frames(end - start), settings.fps,
-            settings.frame_width, settings.frame_height,
+            start,
+            settings.num_frames(end - start),
+            settings.fps,
+            settings.frame_width,
+            settings.frame_height,
         )
         # Keep the channel layout through resampling and average the channels ourselves:
         # FFmpeg's own stereo-to-mono matrix adds L and R at -3 dB each, which clips.
@@ -206,7 +217,10 @@ def decode_clip(
                             chunk = _mono(out)
                             chunks.append(chunk)
                             audio_have += chunk.size
-                    if audio_t0 is not None and audio_t0 + audio_have / settings.sample_rate >= end + 0.05:
+                    if (
+                        audio_t0 is not None
+                        and audio_t0 + audio_have / settings.sample_rate >= end + 0.05
+                    ):
                         audio_done = True
                 elif not picker.done:
                     for frame in packet.decode():
@@ -227,7 +241,9 @@ def decode_clip(
             raise err
     if audio_t0 is None:
         raise BadClipError(
-            f"corrupt or truncated audio stream ({decode_error})" if decode_error else "no audio in the clip range"
+            f"corrupt or truncated audio stream ({decode_error})"
+            if decode_error
+            else "no audio in the clip range"
         )
     audio = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
     offset = int(round((start - audio_t0) * settings.sample_rate))
@@ -235,6 +251,14 @@ def decode_clip(
         audio = np.concatenate([np.zeros(-offset, np.float32), audio])
         offset = 0
     audio = audio[offset : offset + n_samples]
+    if not np.isfinite(audio).all():
+        raise BadClipError("NaN/inf audio samples")
+    # Trailing digital silence (exact zeros) is audio that ended early, e.g. a stream whose
+    # content stops while its container goes on: count it as missing, like a short stream.
+    nonzero = np.flatnonzero(audio)
+    if nonzero.size == 0:
+        raise BadClipError("silent audio (digital silence)")
+    audio = audio[: nonzero[-1] + 1]
     shortfall = n_samples - audio.size
     padded = shortfall / settings.sample_rate
     if shortfall > 0:
@@ -242,12 +266,12 @@ def decode_clip(
             have = audio.size / settings.sample_rate
             raise BadClipError(f"audio shorter than the clip ({have:.2f} s of {end - start:.2f} s)")
         audio = np.concatenate([audio, np.zeros(shortfall, np.float32)])
-    if not np.isfinite(audio).all():
-        raise BadClipError("NaN/inf audio samples")
     rms_db = 10 * np.log10(np.mean(audio.astype(np.float64) ** 2) + 1e-20)
     if rms_db < settings.silence_db:
         raise BadClipError(f"silent audio (RMS {rms_db:.0f} dBFS)")
-    return DecodedClip(audio=audio.astype(np.float32, copy=False), frames=frames, padded_seconds=max(padded, 0.0))
+    return DecodedClip(
+        audio=audio.astype(np.float32, copy=False), frames=frames, padded_seconds=max(padded, 0.0)
+    )
 
 
 def decode_all(path: str | Path) -> tuple[int, int]:

@@ -12,7 +12,13 @@ from functools import partial
 import numpy as np
 import pandas as pd
 
-from audioscope_kedro.data.demo_scenes import Scene, SceneConfig, SoundBank, make_scene, render_frames
+from audioscope_kedro.data.demo_scenes import (
+    Scene,
+    SceneConfig,
+    SoundBank,
+    make_scene,
+    render_frames,
+)
 from audioscope_kedro.data.video_io import AVClip, Waveform
 
 SPLITS = ("train", "validate", "test")
@@ -55,7 +61,10 @@ def plan_scenes(params: dict) -> pd.DataFrame:
                 elif kind == "offscreen":
                     n_on, n_off = 0, int(rng.integers(1, max_off + 1))
                 else:
-                    n_on, n_off = int(rng.integers(0, max_on + 1)), int(rng.integers(0, max_off + 1))
+                    n_on, n_off = (
+                        int(rng.integers(0, max_on + 1)),
+                        int(rng.integers(0, max_off + 1)),
+                    )
                     if n_on + n_off == 0:
                         n_on = 1
                 rows.append(
@@ -75,13 +84,19 @@ def _bank(params: dict) -> SoundBank | None:
     if not params.get("sound_bank"):
         return None
     return SoundBank(
-        params["sound_bank"], int(params["sample_rate"]), tuple(params.get("sound_bank_exclude") or ())
+        params["sound_bank"],
+        int(params["sample_rate"]),
+        tuple(params.get("sound_bank_exclude") or ()),
     )
 
 
 def build_scene(row: dict, params: dict, bank: SoundBank | None = None) -> Scene:
     return make_scene(
-        int(row["seed"]), int(row["n_on_screen"]), int(row["n_off_screen"]), scene_config(params), bank
+        int(row["seed"]),
+        int(row["n_on_screen"]),
+        int(row["n_off_screen"]),
+        scene_config(params),
+        bank,
     )
 
 
@@ -179,5 +194,12 @@ def release_lists(plan: pd.DataFrame, params: dict) -> dict[str, pd.DataFrame]:
 def _mom_rows(pairs: list[tuple[str, str]], duration: float) -> pd.DataFrame:
     return pd.DataFrame(
         [(a, 0.0, duration, b, 0.0, duration) for a, b in pairs],
-        columns=["video_path_1", "start_time_1", "end_time_1", "video_path_2", "start_time_2", "end_time_2"],
+        columns=[
+            "video_path_1",
+            "start_time_1",
+            "end_time_1",
+            "video_path_2",
+            "start_time_2",
+            "end_time_2",
+        ],
     )

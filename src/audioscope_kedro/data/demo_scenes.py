@@ -110,7 +110,9 @@ def synth_sound(class_name: str, rng: np.random.Generator, n: int, sr: int) -> n
         rate = rng.uniform(3, 9)
         x = np.zeros(n)
         ring = np.exp(-np.arange(int(0.08 * sr)) / (0.015 * sr))
-        ring = ring * np.sin(2 * np.pi * rng.uniform(800, min(2500, 0.8 * nyq)) * np.arange(ring.size) / sr)
+        ring = ring * np.sin(
+            2 * np.pi * rng.uniform(800, min(2500, 0.8 * nyq)) * np.arange(ring.size) / sr
+        )
         for start in (np.arange(0, t[-1], 1 / rate) * sr).astype(int):
             seg = x[start : start + ring.size]
             seg += ring[: seg.size]
@@ -231,8 +233,10 @@ def _spread_positions(rng: np.random.Generator, k: int) -> list[tuple[float, flo
     cells = [(x, y) for x in (0.25, 0.5, 0.75) for y in (0.3, 0.7)]
     order = rng.permutation(len(cells))
     return [
-        (cells[order[i % len(cells)]][0] + rng.uniform(-0.05, 0.05),
-         cells[order[i % len(cells)]][1] + rng.uniform(-0.05, 0.05))
+        (
+            cells[order[i % len(cells)]][0] + rng.uniform(-0.05, 0.05),
+            cells[order[i % len(cells)]][1] + rng.uniform(-0.05, 0.05),
+        )
         for i in range(k)
     ]
 
@@ -287,7 +291,9 @@ def render_frames(scene: Scene, config: SceneConfig) -> np.ndarray:
     h, w = config.height, config.width
     num_frames = int(round(scene.duration * config.fps))
     yy = np.linspace(0, 1, h, dtype=np.float32)[:, None, None]
-    base = np.asarray(scene.background, np.float32) * (0.6 + 0.8 * yy) * np.ones((1, w, 1), np.float32)
+    base = (
+        np.asarray(scene.background, np.float32) * (0.6 + 0.8 * yy) * np.ones((1, w, 1), np.float32)
+    )
     frames = np.repeat(base[None], num_frames, axis=0)
     layers = [
         (s.look, s.position, loudness_track(s.audio, scene.sample_rate, config.fps, num_frames))

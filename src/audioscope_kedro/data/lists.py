@@ -91,9 +91,7 @@ class MomListSchema(pa.DataFrameModel):
     def _path_inside_root(cls, path: Series[str]) -> Series[bool]:
         return path.map(is_safe_relative_path)
 
-    @pa.check(
-        "start_time_1", "end_time_1", "start_time_2", "end_time_2", name="finite number"
-    )
+    @pa.check("start_time_1", "end_time_1", "start_time_2", "end_time_2", name="finite number")
     def _finite(cls, value: Series[float]) -> Series[bool]:
         return _finite_number(value)
 
@@ -156,21 +154,38 @@ def read_positional_csv(
     return frame, problems
 
 
+def _parse_times(frame: pd.DataFrame, problems: list[tuple[int, str]]) -> pd.DataFrame:
+    """Turn the time columns into floats; a row with a field that is not a number is reported
+    once, with that field, and left out of the schema checks (which would only repeat it)."""
+    bad_rows: set[int] = set()
+    for column in [c for c in frame.columns if c.startswith(("start_time", "end_time"))]:
+        parsed = pd.to_numeric(frame[column], errors="coerce")
+        for row in frame.index[parsed.isna()]:
+            problems.append((int(row), f"{column}: {frame.at[row, column]!r} is not a number"))
+            bad_rows.add(int(row))
+        frame[column] = parsed.astype(float)
+    return frame.drop(index=sorted(bad_rows))
+
+
 def _validate(
     frame: pd.DataFrame,
     schema: type[pa.DataFrameModel],
     problems: list[tuple[int, str]],
     source: str,
 ) -> pd.DataFrame:
+    frame = _parse_times(frame, problems)
     try:
         validated = schema.validate(frame, lazy=True)
     except pa.errors.SchemaErrors as err:
         cases = err.failure_cases
         for _, case in cases.iterrows():
             row = case["index"]
-            column = case["column"] if isinstance(case["column"], str) else "row"
-            value = case["failure_case"]
-            reason = f"{column}: {case['check']} failed for value {value!r}"
+            if case["schema_context"] == "DataFrameSchema":  # a check across columns
+                reason = f"{case['check']} failed"
+            else:
+                reason = (
+                    f"{case['column']}: {case['check']} failed for value {case['failure_case']!r}"
+                )
             if row is None or (isinstance(row, float) and math.isnan(row)):
                 problems.append((0, reason))
             else:
@@ -230,7 +245,12 @@ class ListName:
     def from_key(cls, prefix: str, key: str) -> ListName:
         """Inverse of :attr:`key`: ``("filtered", "test_on_off_mom")`` gives the release name."""
         parts = key.split("_")
-        label = {"on": "onscreen", "off": "offscreen", "onscreen": "onscreen", "offscreen": "offscreen"}
+        label = {
+            "on": "onscreen",
+            "off": "offscreen",
+            "onscreen": "onscreen",
+            "offscreen": "offscreen",
+        }
         if parts[-1] == "mom" and len(parts) == 4:
             return cls(prefix, parts[0], label[parts[1]], label[parts[2]])
         if len(parts) == 2:

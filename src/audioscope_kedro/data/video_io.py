@@ -69,7 +69,9 @@ def write_mp4(
         samples = np.clip(audio, -1, 1).astype(np.float32)
         for start in range(0, samples.size, AUDIO_CHUNK):
             chunk = samples[None, start : start + AUDIO_CHUNK]
-            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(chunk), format="fltp", layout="mono")
+            frame = av.AudioFrame.from_ndarray(
+                np.ascontiguousarray(chunk), format="fltp", layout="mono"
+            )
             frame.sample_rate = sample_rate
             frame.pts = start
             frame.time_base = Fraction(1, sample_rate)

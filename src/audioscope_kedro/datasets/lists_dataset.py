@@ -8,7 +8,13 @@ from typing import Any
 import pandas as pd
 from kedro.io import AbstractDataset
 
-from audioscope_kedro.data.lists import ListName, ListValidationError, find_lists, read_clip_list, read_mom_list
+from audioscope_kedro.data.lists import (
+    ListName,
+    ListValidationError,
+    find_lists,
+    read_clip_list,
+    read_mom_list,
+)
 
 
 class AudioScopeListsDataset(AbstractDataset[dict[str, pd.DataFrame], dict[str, pd.DataFrame]]):

@@ -21,7 +21,9 @@ from audioscope_kedro.data.video_io import AVClip, Waveform, write_mp4
 class VideoDataset(AbstractDataset[AVClip, AVClip]):
     """An ``.mp4`` file (H.264 + AAC). Loading decodes it whole at its own frame size."""
 
-    def __init__(self, filepath: str, load_args: dict[str, Any] | None = None, metadata: dict | None = None):
+    def __init__(
+        self, filepath: str, load_args: dict[str, Any] | None = None, metadata: dict | None = None
+    ):
         self._filepath = Path(filepath)
         self._load_args = {"sample_rate": 16000, "fps": 8.0, **(load_args or {})}
         self.metadata = metadata
@@ -30,9 +32,12 @@ class VideoDataset(AbstractDataset[AVClip, AVClip]):
         duration = probe_duration(self._filepath)
         args = self._load_args
         settings = DecodeSettings(
-            sample_rate=args["sample_rate"], fps=args["fps"],
-            frame_height=args.get("frame_height", 64), frame_width=args.get("frame_width", 64),
-            short_audio="pad", silence_db=-1000.0,
+            sample_rate=args["sample_rate"],
+            fps=args["fps"],
+            frame_height=args.get("frame_height", 64),
+            frame_width=args.get("frame_width", 64),
+            short_audio="pad",
+            silence_db=-1000.0,
         )
         clip = decode_clip(self._filepath, 0.0, duration, settings)
         return AVClip(clip.frames, settings.fps, clip.audio, settings.sample_rate)

@@ -6,7 +6,11 @@ import logging
 
 import pandas as pd
 
-from audioscope_kedro.data.clip_table import assemble_clip_table, assemble_mom_table, scan_video_folder
+from audioscope_kedro.data.clip_table import (
+    assemble_clip_table,
+    assemble_mom_table,
+    scan_video_folder,
+)
 from audioscope_kedro.data.decode import DecodeSettings
 from audioscope_kedro.data.store import ClipStore, ShardBatch, plan_shards
 
@@ -18,13 +22,19 @@ def build_clip_table(lists: dict[str, pd.DataFrame], params: dict) -> pd.DataFra
     if params["source"] == "scan":
         scan = params["scan"]
         return scan_video_folder(
-            params["video_root"], scan["clip_seconds"], scan["hop_seconds"], scan["extensions"],
-            scan.get("split", "train"), scan.get("min_clip_seconds", 1.0),
+            params["video_root"],
+            scan["clip_seconds"],
+            scan["hop_seconds"],
+            scan["extensions"],
+            scan.get("split", "train"),
+            scan.get("min_clip_seconds", 1.0),
         )
     if params["source"] != "lists":
         raise ValueError(f"ingest.source must be 'lists' or 'scan', not {params['source']!r}")
     if not lists:
-        raise ValueError("ingest.source is 'lists' but no AudioScope list was found (check lists_dir and list_prefix)")
+        raise ValueError(
+            "ingest.source is 'lists' but no AudioScope list was found (check lists_dir and list_prefix)"
+        )
     table = assemble_clip_table(lists)
     log.info("%d clips from %d lists", len(table), len(lists))
     return table
@@ -49,10 +59,18 @@ def summarise_ingest(clip_store: ClipStore) -> dict:
     summary = {
         "clips_ingested": int(len(index)),
         "clips_quarantined": int(len(bad)),
-        "hours": round(float(index["num_samples"].sum()) / clip_store.settings.sample_rate / 3600, 4) if len(index) else 0.0,
-        "per_split_label": {f"{s}/{lab or 'unlabelled'}": int(n) for (s, lab), n in per_split.items()},
+        "hours": round(
+            float(index["num_samples"].sum()) / clip_store.settings.sample_rate / 3600, 4
+        )
+        if len(index)
+        else 0.0,
+        "per_split_label": {
+            f"{s}/{lab or 'unlabelled'}": int(n) for (s, lab), n in per_split.items()
+        },
         "quarantine_reasons": bad["reason"].value_counts().to_dict() if len(bad) else {},
     }
     for row in bad.itertuples(index=False):
-        log.warning("quarantined %s [%s-%s]: %s", row.video_path, row.start_time, row.end_time, row.reason)
+        log.warning(
+            "quarantined %s [%s-%s]: %s", row.video_path, row.start_time, row.end_time, row.reason
+        )
     return summary

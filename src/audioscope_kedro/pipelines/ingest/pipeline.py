@@ -6,9 +6,16 @@ from .nodes import build_clip_table, build_mom_table, plan_clip_store, summarise
 def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         [
-            node(build_clip_table, ["audioscope_lists", "params:ingest"], "clip_table", name="build_clip_table"),
+            node(
+                build_clip_table,
+                ["audioscope_lists", "params:ingest"],
+                "clip_table",
+                name="build_clip_table",
+            ),
             node(build_mom_table, "audioscope_lists", "mom_table", name="build_mom_table"),
-            node(plan_clip_store, ["clip_table", "params:ingest"], "clip_store", name="decode_clips"),
+            node(
+                plan_clip_store, ["clip_table", "params:ingest"], "clip_store", name="decode_clips"
+            ),
             node(summarise_ingest, "clip_store", "ingest_summary", name="summarise_ingest"),
         ]
     )

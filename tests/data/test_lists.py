@@ -1,0 +1,151 @@
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from audioscope_kedro.data.lists import (
+    ListName,
+    ListValidationError,
+    find_lists,
+    is_safe_relative_path,
+    parse_list_name,
+    read_clip_list,
+    read_mom_list,
+)
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("header", [False, True])
+def test_clip_list_with_or_without_header(tmp_path, header):
+    text = "data/videos/mp4/827/a.mp4,10.0,15.0\nb.mp4,0,5\n"
+    if header:
+        text = "video_path,start_time,end_time\n" + text
+    frame = read_clip_list(write(tmp_path / "l.csv", text))
+    assert list(frame.columns[:3]) == ["video_path", "start_time", "end_time"]
+    assert frame["start_time"].tolist() == [10.0, 0.0]
+    assert frame["end_time"].dtype == float
+    # Index is the line number in the file, so errors can name rows.
+    assert frame.index.tolist() == ([2, 3] if header else [1, 2])
+
+
+def test_header_keeps_extra_named_columns(tmp_path):
+    frame = read_clip_list(
+        write(tmp_path / "l.csv", "video_path,start_time,end_time,label\na.mp4,0,5,on\n")
+    )
+    assert frame["label"].tolist() == ["on"]
+
+
+def test_bad_clip_list_names_every_bad_row(tmp_path):
+    text = "\n".join(
+        [
+            "ok.mp4,0,5",
+            "a.mp4,abc,5",  # 2: not a number
+            "b.mp4,5,4",  # 3: end before start
+            "../../etc/passwd,0,5",  # 4: escapes video_root
+            "c.mp4,0",  # 5: missing field
+            "/abs/d.mp4,0,5",  # 6: absolute path
+            "e.mp4,-1,5",  # 7: negative start
+            "f.mp4,0,inf",  # 8: not finite
+        ]
+    )
+    with pytest.raises(ListValidationError) as info:
+        read_clip_list(write(tmp_path / "filtered_train_clips.csv", text))
+    rows = {row for row, _ in info.value.problems}
+    assert rows == {2, 3, 4, 5, 6, 7, 8}
+    message = str(info.value)
+    assert "filtered_train_clips.csv: row 2" in message
+    assert "row 5: expected 3 fields" in message
+    assert "video_root" in message and "end_time > start_time" in message
+
+
+def test_mom_list(tmp_path):
+    good = "a.mp4,0,5,b.mp4,1,6\n"
+    frame = read_mom_list(write(tmp_path / "m.csv", good))
+    assert frame.iloc[0]["video_path_2"] == "b.mp4" and frame.iloc[0]["end_time_2"] == 6.0
+    with pytest.raises(ListValidationError) as info:
+        read_mom_list(write(tmp_path / "m2.csv", good + "a.mp4,0,5,b.mp4,7,6\n"))
+    assert [row for row, _ in info.value.problems] == [2]
+
+
+def test_mom_list_is_not_a_clip_list(tmp_path):
+    with pytest.raises(ListValidationError, match="expected 3 fields"):
+        read_clip_list(write(tmp_path / "m.csv", "a.mp4,0,5,b.mp4,1,6\n"))
+
+
+@pytest.mark.parametrize(
+    "name, key",
+    [
+        ("filtered_train_clips.csv", "train"),
+        ("unfiltered_validate_clips.csv", "validate"),
+        ("filtered_test_onscreen_unanimous_clips.csv", "test_onscreen"),
+        ("filtered_validate_offscreen_unanimous_clips.csv", "validate_offscreen"),
+        (
+            "filtered_test_onscreen_unanimous_plus_offscreen_unanimous_mom_clips.csv",
+            "test_on_off_mom",
+        ),
+        (
+            "unfiltered_test_offscreen_unanimous_plus_offscreen_unanimous_mom_clips.csv",
+            "test_off_off_mom",
+        ),
+    ],
+)
+def test_release_names_round_trip(name, key):
+    parsed = parse_list_name(name)
+    assert parsed is not None and parsed.key == key
+    assert ListName.from_key(parsed.prefix, key).file_name() == name
+
+
+def test_find_lists_filters_by_prefix(tmp_path):
+    for name in ["filtered_train_clips.csv", "unfiltered_train_clips.csv", "notes.csv"]:
+        write(tmp_path / name, "a.mp4,0,5\n")
+    assert set(find_lists(tmp_path, "filtered")) == {"train"}
+    assert set(find_lists(tmp_path, "unfiltered")) == {"train"}
+
+
+@pytest.mark.parametrize(
+    "path, ok",
+    [
+        ("a.mp4", True),
+        ("x/../a.mp4", True),
+        ("../a.mp4", False),
+        ("a/../../b", False),
+        ("/a", False),
+        ("C:/a", False),
+        ("", False),
+    ],
+)
+def test_safe_relative_path(path, ok):
+    assert is_safe_relative_path(path) is ok
+
+
+def test_lists_dataset_round_trip(tmp_path):
+    from audioscope_kedro.datasets.lists_dataset import AudioScopeListsDataset
+
+    lists = {
+        "train": pd.DataFrame({"video_path": ["a.mp4"], "start_time": [0.0], "end_time": [5.0]}),
+        "test_on_off_mom": pd.DataFrame(
+            [("a.mp4", 0.0, 5.0, "b.mp4", 0.0, 5.0)],
+            columns=[
+                "video_path_1",
+                "start_time_1",
+                "end_time_1",
+                "video_path_2",
+                "start_time_2",
+                "end_time_2",
+            ],
+        ),
+    }
+    ds = AudioScopeListsDataset(str(tmp_path), prefix="unfiltered")
+    ds.save(lists)
+    assert (
+        (tmp_path / "unfiltered_test_onscreen_unanimous_plus_offscreen_unanimous_mom_clips.csv")
+        .read_text()
+        .startswith("a.mp4,")
+    )
+    loaded = ds.load()
+    assert set(loaded) == set(lists)
+    assert loaded["train"]["end_time"].tolist() == [5.0]

@@ -1,0 +1,165 @@
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from audioscope_kedro.data.clip_table import (
+    assemble_clip_table,
+    assemble_mom_table,
+    scan_video_folder,
+)
+from audioscope_kedro.data.decode import DecodeSettings, decode_clip
+from audioscope_kedro.data.store import (
+    SHARD_DIR,
+    ClipStore,
+    ShardBatch,
+    build_clip_store,
+    clip_id,
+    plan_shards,
+)
+from audioscope_kedro.data.video_io import write_mp4
+from tests.conftest import tone_clip
+
+SETTINGS = DecodeSettings(sample_rate=8000, fps=4.0, frame_height=8, frame_width=8)
+
+
+@pytest.fixture
+def video_root(tmp_path):
+    root = tmp_path / "videos"
+    for i in range(5):
+        frames, audio = tone_clip(duration=2.0, seed=i)
+        write_mp4(root / f"v{i}.mp4", frames, 10.0, audio, 16000)
+    (root / "empty.mp4").write_bytes(b"")
+    return root
+
+
+def clip_table(paths):
+    rows = [(clip_id(p, 0.0, 1.5), p, 0.0, 1.5, "train", "") for p in paths]
+    return pd.DataFrame(
+        rows, columns=["clip_id", "video_path", "start_time", "end_time", "split", "label"]
+    )
+
+
+def test_store_round_trip_and_quarantine(video_root, tmp_path):
+    table = clip_table(["v0.mp4", "empty.mp4", "v1.mp4", "missing.mp4", "../escape.mp4", "v2.mp4"])
+    batch = ShardBatch(plan_shards(table, str(video_root), SETTINGS, 4), 1, SETTINGS)
+    summary = build_clip_store(batch, tmp_path / "store")
+    assert summary == {
+        "shards_built": 2,
+        "shards_skipped": 0,
+        "clips_ingested": 3,
+        "clips_quarantined": 3,
+    }
+    store = ClipStore(tmp_path / "store")
+    assert store.index["video_path"].tolist() == ["v0.mp4", "v1.mp4", "v2.mp4"]
+    reasons = dict(zip(store.quarantine["video_path"], store.quarantine["reason"], strict=True))
+    assert reasons == {
+        "empty.mp4": "zero bytes",
+        "missing.mp4": "missing file",
+        "../escape.mp4": "path escapes video_root",
+    }
+    for i, path in enumerate(["v0.mp4", "v1.mp4", "v2.mp4"]):
+        expected = decode_clip(video_root / path, 0.0, 1.5, SETTINGS)
+        np.testing.assert_array_equal(store.audio(i), expected.audio)
+        np.testing.assert_array_equal(store.frames(store.index["clip_id"].iat[i]), expected.frames)
+    assert [cid for cid, *_ in store] == store.index["clip_id"].tolist()
+
+
+def shard_mtimes(root):
+    return {p.name: p.stat().st_mtime_ns for p in (root / SHARD_DIR).iterdir()}
+
+
+def test_rerun_skips_and_interrupted_run_resumes(video_root, tmp_path):
+    table = clip_table([f"v{i}.mp4" for i in range(5)])
+    batch = ShardBatch(plan_shards(table, str(video_root), SETTINGS, 2), 1, SETTINGS)
+    root = tmp_path / "store"
+    build_clip_store(batch, root)
+    reference = ClipStore(root)
+    ref_audio = [reference.audio(i).copy() for i in range(len(reference))]
+    before = shard_mtimes(root)
+
+    again = build_clip_store(batch, root)
+    assert again["shards_built"] == 0 and again["shards_skipped"] == 3
+    assert shard_mtimes(root) == before
+
+    # An interrupted run: one shard never finished (only its temporary folder is there).
+    shutil.rmtree(root / SHARD_DIR / "shard-00001")
+    (root / SHARD_DIR / "shard-00001.tmp-999").mkdir()
+    resumed = build_clip_store(batch, root)
+    assert resumed["shards_built"] == 1
+    after = shard_mtimes(root)
+    assert (
+        after["shard-00000"] == before["shard-00000"]
+        and after["shard-00002"] == before["shard-00002"]
+    )
+    assert not list((root / SHARD_DIR).glob("*.tmp-*"))
+    store = ClipStore(root)
+    for i, audio in enumerate(ref_audio):
+        np.testing.assert_array_equal(store.audio(i), audio)
+
+
+def test_changed_settings_rebuild(video_root, tmp_path):
+    table = clip_table(["v0.mp4", "v1.mp4"])
+    root = tmp_path / "store"
+    build_clip_store(
+        ShardBatch(plan_shards(table, str(video_root), SETTINGS, 2), 1, SETTINGS), root
+    )
+    other = DecodeSettings(**{**SETTINGS.to_dict(), "sample_rate": 4000})
+    summary = build_clip_store(
+        ShardBatch(plan_shards(table, str(video_root), other, 2), 1, other), root
+    )
+    assert summary["shards_built"] == 1
+    store = ClipStore(root)
+    assert store.audio(0).size == 6000 and store.settings.sample_rate == 4000
+    assert json.loads((root / "settings.json").read_text())["sample_rate"] == 4000
+
+
+def test_process_pool_gives_the_same_store(video_root, tmp_path):
+    table = clip_table([f"v{i}.mp4" for i in range(5)])
+    plans = plan_shards(table, str(video_root), SETTINGS, 2)
+    build_clip_store(ShardBatch(plans, 1, SETTINGS), tmp_path / "serial")
+    build_clip_store(ShardBatch(plans, 2, SETTINGS), tmp_path / "pool")
+    a, b = ClipStore(tmp_path / "serial"), ClipStore(tmp_path / "pool")
+    pd.testing.assert_frame_equal(a.index, b.index)
+    for i in range(len(a)):
+        np.testing.assert_array_equal(a.audio(i), b.audio(i))
+
+
+def test_clip_table_merges_lists_and_keeps_labels():
+    clips = pd.DataFrame(
+        {"video_path": ["a.mp4", "b.mp4"], "start_time": [0.0, 0.0], "end_time": [5.0, 5.0]}
+    )
+    on = clips.iloc[:1]
+    moms = pd.DataFrame(
+        [("a.mp4", 0.0, 5.0, "c.mp4", 0.0, 5.0)],
+        columns=[
+            "video_path_1",
+            "start_time_1",
+            "end_time_1",
+            "video_path_2",
+            "start_time_2",
+            "end_time_2",
+        ],
+    )
+    lists = {"test": clips, "test_onscreen": on, "test_on_off_mom": moms}
+    table = assemble_clip_table(lists)
+    assert table.set_index("video_path")["label"].to_dict() == {
+        "a.mp4": "onscreen",
+        "b.mp4": "",
+        "c.mp4": "offscreen",
+    }
+    assert table["clip_id"].is_unique
+    mom = assemble_mom_table(lists)
+    assert mom.iloc[0]["kind"] == "on_off"
+    assert mom.iloc[0]["clip_id_1"] == clip_id("a.mp4", 0.0, 5.0)
+
+
+def test_scan_cuts_videos_into_clips(video_root):
+    table = scan_video_folder(video_root, clip_seconds=0.5, hop_seconds=0.5, extensions=[".mp4"])
+    v0 = table[table.video_path == "v0.mp4"]
+    assert v0["start_time"].tolist() == [0.0, 0.5, 1.0, 1.5]
+    assert (v0["end_time"] - v0["start_time"]).eq(0.5).all()
+    # the unreadable file is kept so that ingestion can quarantine it with a reason
+    assert "empty.mp4" in set(table.video_path)
