@@ -6,8 +6,9 @@ and any one file can be rebuilt on its own.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
-from functools import partial
+from functools import lru_cache, partial
 
 import numpy as np
 import pandas as pd
@@ -150,8 +151,17 @@ def stems_and_manifest(
     return stems, pd.DataFrame(rows)
 
 
+@lru_cache(maxsize=4)
+def _cached_scene(seed: int, n_on: int, n_off: int, params_json: str) -> Scene:
+    # The stems of one scene are saved one after another: build the scene once for all of them.
+    params = json.loads(params_json)
+    row = {"seed": seed, "n_on_screen": n_on, "n_off_screen": n_off}
+    return build_scene(row, params, _bank(params))
+
+
 def _stem_audio(row: dict, params: dict, j: int) -> Waveform:
-    scene = build_scene(row, params, _bank(params))
+    key = (int(row["seed"]), int(row["n_on_screen"]), int(row["n_off_screen"]))
+    scene = _cached_scene(*key, json.dumps(params, sort_keys=True))
     return Waveform(scene.sources[j].audio, scene.sample_rate)
 
 

@@ -73,15 +73,21 @@ class Scene:
 
 
 def _envelope(rng: np.random.Generator, n: int, sr: int) -> np.ndarray:
-    """Slowly varying loudness: a few on/off events with smooth attacks and decays."""
-    env = np.zeros(n)
-    n_events = rng.integers(2, 6)
-    for _ in range(n_events):
-        start = rng.integers(0, max(1, n - sr // 4))
-        length = rng.integers(sr // 4, max(sr // 4 + 1, n // 2))
+    """Slowly varying loudness: a few on/off events with smooth attacks and decays.
+
+    Built at a 200 Hz control rate and interpolated to audio rate: smoothing at audio rate
+    was most of the cost of making a scene.
+    """
+    rate = 200
+    m = max(2, int(np.ceil(n * rate / sr)))
+    env = np.zeros(m)
+    for _ in range(rng.integers(2, 6)):
+        start = rng.integers(0, max(1, m - rate // 4))
+        length = rng.integers(rate // 4, max(rate // 4 + 1, m // 2))
         env[start : start + length] = np.maximum(env[start : start + length], rng.uniform(0.5, 1))
-    kernel = np.hanning(max(3, sr // 20))
+    kernel = np.hanning(rate // 20)
     env = np.convolve(env, kernel / kernel.sum(), mode="same")
+    env = np.interp(np.arange(n) * rate / sr, np.arange(m), env)
     return env / (env.max() + 1e-9)
 
 
