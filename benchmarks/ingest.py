@@ -46,8 +46,16 @@ def ingest_rate(root: Path, table: pd.DataFrame, workers: int) -> float:
 
 def make_demo(folder: Path, n_clips: int) -> pd.DataFrame:
     params = {
-        "seed": 0, "sample_rate": 16000, "duration": 5.0, "fps": 15.0, "width": 96, "height": 96,
-        "max_on_screen": 2, "max_off_screen": 2, "counts": {"train": n_clips}, "moms_per_list": 0,
+        "seed": 0,
+        "sample_rate": 16000,
+        "duration": 5.0,
+        "fps": 15.0,
+        "width": 96,
+        "height": 96,
+        "max_on_screen": 2,
+        "max_off_screen": 2,
+        "counts": {"train": n_clips},
+        "moms_per_list": 0,
     }
     plan = plan_scenes(params)
     for partition, render in video_partitions(plan, params).items():
@@ -73,7 +81,9 @@ def main() -> int:
     parser.add_argument("--demo-clips", type=int, default=60)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
-    print(f"decode settings: {SETTINGS.sample_rate} Hz, {SETTINGS.fps} fps, {SETTINGS.frame_height}x{SETTINGS.frame_width}")
+    print(
+        f"decode settings: {SETTINGS.sample_rate} Hz, {SETTINGS.fps} fps, {SETTINGS.frame_height}x{SETTINGS.frame_width}"
+    )
     if (SHARED / "labels.csv").exists():
         labels = read_clip_list(SHARED / "labels.csv")
         labels = labels[labels["label"] != "no_audio"]

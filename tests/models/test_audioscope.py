@@ -1,0 +1,119 @@
+import time
+
+import pytest
+import torch
+
+from audioscope_kedro.losses import exact_assignment_loss, mixit
+from audioscope_kedro.models.attention import ATTENTION_VARIANTS, AttentionConfig
+from audioscope_kedro.models.audioscope import AudioScope, AudioScopeConfig
+from audioscope_kedro.models.embeddings import EmbeddingConfig, ImageEmbedding
+from audioscope_kedro.models.separation import SeparatorConfig
+
+
+def tiny_config(variant="sep_sa", num_sources=4, basis="learned"):
+    return AudioScopeConfig(
+        sample_rate=8000,
+        fps=8.0,
+        separator=SeparatorConfig(
+            num_sources=num_sources,
+            basis=basis,
+            bottleneck=16,
+            hidden=32,
+            blocks=3,
+            basis_size=64,
+            window=64,
+            hop=32,
+        ),
+        embedding=EmbeddingConfig(dim=16, audio_channels=16, image_channels=(8, 16)),
+        attention=AttentionConfig(variant=variant, dim=16, heads=2, layers=1, time_window=4),
+    )
+
+
+@pytest.mark.parametrize("variant", sorted(ATTENTION_VARIANTS))
+@pytest.mark.parametrize("seconds, frames, size", [(0.5, 4, 16), (1.0, 8, 32), (2.0, 16, 24)])
+def test_forward_shapes_and_estimates(variant, seconds, frames, size):
+    torch.manual_seed(0)
+    model = AudioScope(tiny_config(variant)).eval()
+    mix = torch.randn(2, int(seconds * 8000))
+    out = model(mix, torch.randint(0, 256, (2, frames, size, size, 3), dtype=torch.uint8))
+    assert out.sources.shape == (2, 4, mix.shape[1]) and out.logits.shape == (2, 4)
+    torch.testing.assert_close(out.on_screen + out.off_screen, mix)
+    torch.testing.assert_close(
+        (out.probabilities.unsqueeze(-1) * out.sources).sum(1), out.on_screen
+    )
+    torch.testing.assert_close(out.sources.sum(1), mix, atol=1e-5, rtol=0)
+
+
+def test_eight_sources_train_step_in_seconds():
+    torch.manual_seed(0)
+    model = AudioScope(tiny_config(num_sources=8))
+    mix1, mix2 = torch.randn(4, 8000), torch.randn(4, 8000)
+    frames = torch.randint(0, 256, (4, 8, 32, 32, 3), dtype=torch.uint8)
+    start = time.perf_counter()
+    out = model(mix1 + mix2, frames)
+    loss, assignment = mixit(out.sources, mix1, mix2)
+    total = loss.mean() + exact_assignment_loss(out.logits, assignment).mean()
+    total.backward()
+    assert time.perf_counter() - start < 10
+    missing = [n for n, p in model.named_parameters() if p.grad is None]
+    assert missing == []
+
+
+def test_batch_elements_do_not_leak():
+    torch.manual_seed(0)
+    model = AudioScope(tiny_config("cma")).eval()
+    mix = torch.randn(2, 4000)
+    frames = torch.randint(0, 256, (2, 4, 16, 16, 3), dtype=torch.uint8)
+    alone = model(mix[:1], frames[:1])
+    frames2 = frames.clone()
+    frames2[1] = 255 - frames2[1]
+    both = model(torch.stack([mix[0], 3 * torch.randn(4000)]), frames2)
+    torch.testing.assert_close(both.logits[:1], alone.logits, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(both.sources[:1], alone.sources, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("basis", ["learned", "stft"])
+def test_save_and_reload_identical(tmp_path, basis):
+    torch.manual_seed(0)
+    model = AudioScope(tiny_config("pool", basis=basis)).eval()
+    with torch.no_grad():  # move weights away from their initial values
+        for p in model.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    model.save(tmp_path / "model")
+    assert {p.name for p in (tmp_path / "model").iterdir()} == {"model.pt", "config.json"}
+    loaded = AudioScope.load(tmp_path / "model").eval()
+    mix, frames = torch.randn(1, 4000), torch.randint(0, 256, (1, 4, 16, 16, 3), dtype=torch.uint8)
+    a, b = model(mix, frames), loaded(mix, frames)
+    assert torch.equal(a.sources, b.sources) and torch.equal(a.logits, b.logits)
+
+
+def test_checkpoint_from_another_config_is_refused(tmp_path):
+    AudioScope(tiny_config(num_sources=4)).save(tmp_path / "m")
+    other = AudioScope(tiny_config(num_sources=8))
+    other.save(tmp_path / "other")
+    # put the 4-source weights next to the 8-source config
+    (tmp_path / "other" / "model.pt").write_bytes((tmp_path / "m" / "model.pt").read_bytes())
+    with pytest.raises(ValueError, match=r"does not match this model config: .*shape mismatch"):
+        AudioScope.load(tmp_path / "other")
+    with pytest.raises(FileNotFoundError, match="missing config.json"):
+        AudioScope.load(tmp_path / "nowhere")
+
+
+def test_image_weights_from_local_file(tmp_path):
+    cfg = EmbeddingConfig(dim=16, image_channels=(8, 16))
+    net = ImageEmbedding(cfg)
+    torch.save(net.state_dict(), tmp_path / "img.pt")
+    loaded = ImageEmbedding(
+        EmbeddingConfig(dim=16, image_channels=(8, 16), image_weights=str(tmp_path / "img.pt"))
+    )
+    for (k, v), (_, w) in zip(net.state_dict().items(), loaded.state_dict().items(), strict=True):
+        assert torch.equal(v, w), k
+    with pytest.raises(FileNotFoundError, match="image_weights"):
+        ImageEmbedding(EmbeddingConfig(image_weights=str(tmp_path / "nope.pt")))
+
+
+def test_config_round_trip():
+    cfg = tiny_config("sep_cma")
+    assert AudioScopeConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ValueError, match="must equal"):
+        AudioScopeConfig(embedding=EmbeddingConfig(dim=32), attention=AttentionConfig(dim=64))
