@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 export KEDRO_DISABLE_TELEMETRY := true
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: install demo test lint bench-ingest clean-data
+.PHONY: install demo test lint bench
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH (or make PYTHON=python3)"; exit 1; }
@@ -29,5 +29,8 @@ lint: install
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 
-bench-ingest: install
+bench: install
 	$(BIN)/python benchmarks/ingest.py
+	$(BIN)/python benchmarks/mixit.py
+	$(BIN)/python benchmarks/attention.py
+	$(BIN)/python benchmarks/realtime.py
