@@ -11,7 +11,6 @@ rebuild the module), and later ``calibration.json``.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -20,16 +19,18 @@ from torch import nn
 
 from audioscope_kedro.models.attention import AttentionConfig, build_attention
 from audioscope_kedro.models.embeddings import AudioEmbedding, EmbeddingConfig, ImageEmbedding
+from audioscope_kedro.models.persistence import load_model, save_model
 from audioscope_kedro.models.separation import Separator, SeparatorConfig
-
-WEIGHTS_FILE = "model.pt"
-CONFIG_FILE = "config.json"
 
 
 @dataclass
 class AudioScopeConfig:
+    # what the input must look like: the clip store's decode settings at training time
     sample_rate: int = 16000
     fps: float = 8.0
+    frame_height: int = 64
+    frame_width: int = 64
+    clip_seconds: float = 5.0
     separator: SeparatorConfig = field(default_factory=SeparatorConfig)
     embedding: EmbeddingConfig = field(default_factory=EmbeddingConfig)
     attention: AttentionConfig = field(default_factory=AttentionConfig)
@@ -45,14 +46,14 @@ class AudioScopeConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> AudioScopeConfig:
-        embedding = dict(data.get("embedding", {}))
-        if "image_channels" in embedding:
-            embedding["image_channels"] = tuple(embedding["image_channels"])
         return cls(
             sample_rate=data.get("sample_rate", 16000),
             fps=data.get("fps", 8.0),
+            frame_height=data.get("frame_height", 64),
+            frame_width=data.get("frame_width", 64),
+            clip_seconds=data.get("clip_seconds", 5.0),
             separator=SeparatorConfig(**data.get("separator", {})),
-            embedding=EmbeddingConfig(**embedding),
+            embedding=EmbeddingConfig.from_dict(data.get("embedding", {})),
             attention=AttentionConfig(**data.get("attention", {})),
         )
 
@@ -112,52 +113,9 @@ class AudioScope(nn.Module):
 
     def save(self, folder: str | Path) -> None:
         """Write ``model.pt`` (state_dict) and ``config.json`` into ``folder`` atomically."""
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp_w, tmp_c = folder / f".{WEIGHTS_FILE}.tmp", folder / f".{CONFIG_FILE}.tmp"
-        torch.save(self.state_dict(), tmp_w)
-        tmp_c.write_text(json.dumps(self.config.to_dict(), indent=2))
-        tmp_w.replace(folder / WEIGHTS_FILE)
-        tmp_c.replace(folder / CONFIG_FILE)
+        save_model(self, folder)
 
     @classmethod
-    def load(cls, folder: str | Path, map_location: str | torch.device = "cpu") -> AudioScope:
-        """Rebuild from ``config.json`` and load ``model.pt`` with ``weights_only=True``.
-
-        A checkpoint from another config fails with a message naming the folder and the
-        mismatched parameters, not a bare ``size mismatch``."""
-        folder = Path(folder)
-        for name in (CONFIG_FILE, WEIGHTS_FILE):
-            if not (folder / name).exists():
-                raise FileNotFoundError(
-                    f"{folder} is not an AudioScope model folder (missing {name})"
-                )
-        model = cls(AudioScopeConfig.from_dict(json.loads((folder / CONFIG_FILE).read_text())))
-        state = torch.load(folder / WEIGHTS_FILE, map_location=map_location, weights_only=True)
-        check_state_dict(model, state, str(folder))
-        model.load_state_dict(state)
-        return model
-
-
-def check_state_dict(model: nn.Module, state: dict, source: str) -> None:
-    """Raise ``ValueError`` listing missing, unexpected and mis-shaped parameters."""
-    own = model.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    shapes = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
-    if missing or unexpected or shapes:
-        parts = []
-        if missing:
-            parts.append(f"missing {missing[:5]}{'...' if len(missing) > 5 else ''}")
-        if unexpected:
-            parts.append(f"unexpected {unexpected[:5]}{'...' if len(unexpected) > 5 else ''}")
-        if shapes:
-            parts.append(
-                "shape mismatch "
-                + ", ".join(
-                    f"{k}: {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in shapes[:5]
-                )
-            )
-        raise ValueError(
-            f"checkpoint {source} does not match this model config: " + "; ".join(parts)
-        )
+    def load(cls, folder: str | Path, map_location: str = "cpu") -> AudioScope:
+        """Rebuild from ``config.json`` and load ``model.pt`` with ``weights_only=True``."""
+        return load_model(folder, kind="audioscope", map_location=map_location)

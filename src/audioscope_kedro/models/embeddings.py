@@ -26,6 +26,13 @@ class EmbeddingConfig:
     image_channels: tuple[int, ...] = (16, 32, 64)  # one stride-2 stage each
     image_weights: str | None = None  # local state_dict of ImageEmbedding, optional
 
+    @classmethod
+    def from_dict(cls, data: dict) -> EmbeddingConfig:
+        data = dict(data)
+        if "image_channels" in data:  # JSON and YAML give lists
+            data["image_channels"] = tuple(data["image_channels"])
+        return cls(**data)
+
 
 class AudioEmbedding(nn.Module):
     def __init__(self, config: EmbeddingConfig):

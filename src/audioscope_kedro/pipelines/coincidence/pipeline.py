@@ -1,0 +1,22 @@
+from kedro.pipeline import Pipeline, node
+
+from .nodes import score_and_filter_clips, train_coincidence_model
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return Pipeline(
+        [
+            node(
+                train_coincidence_model,
+                ["clip_store", "coincidence_checkpoints", "params:coincidence"],
+                ["coincidence_model", "coincidence_curve"],
+                name="train_coincidence_model",
+            ),
+            node(
+                score_and_filter_clips,
+                ["clip_store", "coincidence_model", "params:coincidence"],
+                ["coincidence_scores", "coincidence_filtered_clips", "coincidence_report"],
+                name="score_and_filter_clips",
+            ),
+        ]
+    )

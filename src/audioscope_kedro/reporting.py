@@ -1,0 +1,126 @@
+"""Figures and the HTML evaluation report (matplotlib, no Kedro).
+
+The report is one self-contained HTML file: figures and audio are embedded as data URIs, so it
+opens offline and can be mailed or archived as it is.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import soundfile as sf  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+
+def trade_off_figure(curve: list[dict], calibrated: dict, baselines: dict, target_db: float | None) -> Figure:
+    """On-screen SI-SNR against off-screen suppression over thresholds, the calibrated point,
+    the mixture and oracle baselines."""
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    sup = [r["off_screen_suppression"] for r in curve]
+    si = [r["on_screen_si_snr"] for r in curve]
+    ax.plot(sup, si, "-o", ms=3, label="threshold sweep")
+    ax.plot([calibrated["off_screen_suppression"]], [calibrated["on_screen_si_snr"]], "r*", ms=14, label="calibrated")
+    ax.axhline(baselines["oracle_si_snr"], color="g", ls="--", label="oracle selection")
+    ax.axhline(baselines["mixture_si_snr"], color="k", ls=":", label="mixture")
+    if target_db is not None:
+        ax.axvline(target_db, color="r", ls=":", lw=1, label=f"target {target_db:g} dB")
+    ax.set_xlabel("off-screen suppression (dB, off+off MoMs)")
+    ax.set_ylabel("on-screen SI-SNR (dB, on+off MoMs)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def roc_figure(fpr: np.ndarray, tpr: np.ndarray, auc: float) -> Figure:
+    fig, ax = plt.subplots(figsize=(4.2, 4.2))
+    ax.plot(fpr, tpr, label=f"AUC {auc:.3f}")
+    ax.plot([0, 1], [0, 1], "k:", lw=1)
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    ax.set_title("on-screen source classification")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def _spectrogram(ax, audio: np.ndarray, sample_rate: int, title: str) -> None:
+    ax.specgram(audio + 1e-9, NFFT=256, Fs=sample_rate, noverlap=192, cmap="magma")
+    ax.set_title(title, fontsize=9)
+    ax.set_yticks([])
+
+
+def examples_figure(examples: list[dict], sample_rate: int) -> Figure:
+    """Per example: a video frame, then spectrograms of the mixture, the calibrated on-screen
+    estimate and the on-screen reference."""
+    n = max(1, len(examples))
+    fig, axes = plt.subplots(n, 4, figsize=(13, 2.4 * n), squeeze=False)
+    for row, ex in zip(axes, examples, strict=False):
+        row[0].imshow(ex["frame"])
+        row[0].set_title(ex["mom_id"][-12:], fontsize=8)
+        row[0].axis("off")
+        _spectrogram(row[1], ex["mixture"], sample_rate, "mixture (on + off)")
+        _spectrogram(row[2], ex["calibrated_on_screen"], sample_rate, "on-screen estimate (calibrated)")
+        _spectrogram(row[3], ex["reference"], sample_rate, "on-screen reference")
+    fig.tight_layout()
+    return fig
+
+
+def curves_figure(curve: list[dict], keys: list[str], title: str) -> Figure:
+    fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3), squeeze=False)
+    steps = [r["step"] for r in curve]
+    for ax, key in zip(axes[0], keys, strict=True):
+        ax.plot(steps, [r.get(key, np.nan) for r in curve], "-o", ms=3)
+        ax.set_title(key, fontsize=9)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def figure_png(fig: Figure) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def _wav_uri(audio: np.ndarray, sample_rate: int) -> str:
+    buffer = io.BytesIO()
+    peak = max(1e-9, float(np.abs(audio).max()))
+    sf.write(buffer, (audio / max(1.0, peak)).astype(np.float32), sample_rate, format="WAV", subtype="PCM_16")
+    return "data:audio/wav;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def html_report(
+    title: str, metrics: dict, figures: dict[str, bytes], examples: list[dict], sample_rate: int, notes: list[str]
+) -> str:
+    """Metrics table, figures and audio players in one HTML page."""
+    rows = "".join(
+        f"<tr><td>{html.escape(k)}</td><td>{v:.3f}</td></tr>" if isinstance(v, float) else f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>"
+        for k, v in metrics.items()
+    )
+    imgs = "".join(
+        f"<h3>{html.escape(name)}</h3><img src='data:image/png;base64,{base64.b64encode(png).decode()}'>"
+        for name, png in figures.items()
+    )
+    players = ""
+    for ex in examples:
+        probs = ", ".join(f"{p:.2f}" for p in ex["probabilities"])
+        players += f"<h4>{html.escape(ex['mom_id'])} (source probabilities: {probs})</h4><table><tr>"
+        for key, label in (("mixture", "mixture"), ("calibrated_on_screen", "on-screen estimate"), ("reference", "reference")):
+            players += f"<td>{label}<br><audio controls src='{_wav_uri(ex[key], sample_rate)}'></audio></td>"
+        players += "</tr></table>"
+    note_html = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
+    return f"""<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>
+<style>body{{font-family:sans-serif;max-width:1100px;margin:auto}} td{{padding:2px 10px}} img{{max-width:100%}}</style>
+</head><body><h1>{html.escape(title)}</h1><ul>{note_html}</ul><h2>Metrics</h2><table>{rows}</table>
+<h2>Figures</h2>{imgs}<h2>Examples</h2>{players}</body></html>"""

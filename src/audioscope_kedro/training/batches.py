@@ -1,0 +1,154 @@
+"""Fixed-length clips and mixtures of mixtures (MoMs) from the clip store, for training and
+evaluation. Every batch is a pure function of (seed, step): a resumed run sees the same data.
+
+Clips are read through the store's memory maps, batch by batch: nothing is loaded whole.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from audioscope_kedro.data.store import ClipStore
+
+LABEL_CODES = {"onscreen": 1, "offscreen": 0}
+
+
+@dataclass
+class ClipSet:
+    """A selection of the store's clips, cropped or zero-padded to ``seconds``."""
+
+    store: ClipStore
+    rows: np.ndarray  # positions in store.index
+    seconds: float
+    weights: np.ndarray | None = None  # per clip, e.g. coincidence scores
+
+    @classmethod
+    def select(
+        cls, store: ClipStore, seconds: float, clip_ids: list[str] | None = None,
+        splits: tuple[str, ...] | None = None, weights: pd.Series | None = None,
+    ) -> ClipSet:
+        index = store.index
+        mask = np.ones(len(index), bool)
+        if splits is not None:
+            mask &= index["split"].isin(splits).to_numpy()
+        if clip_ids is not None:
+            mask &= index["clip_id"].isin(set(clip_ids)).to_numpy()
+        rows = np.flatnonzero(mask)
+        w = None
+        if weights is not None:
+            w = index["clip_id"].iloc[rows].map(weights).fillna(1.0).to_numpy(np.float32)
+        return cls(store, rows, seconds, w)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @property
+    def num_samples(self) -> int:
+        return int(round(self.seconds * self.store.settings.sample_rate))
+
+    @property
+    def num_frames(self) -> int:
+        return max(1, int(round(self.seconds * self.store.settings.fps)))
+
+    @property
+    def clip_ids(self) -> list[str]:
+        return self.store.index["clip_id"].iloc[self.rows].tolist()
+
+    @property
+    def labels(self) -> np.ndarray:
+        """1 on-screen only, 0 off-screen only, -1 unlabelled (human clip labels)."""
+        raw = self.store.index["label"].iloc[self.rows]
+        return raw.map(LABEL_CODES).fillna(-1).astype(int).to_numpy()
+
+    def audio(self, which: np.ndarray) -> torch.Tensor:
+        out = np.zeros((len(which), self.num_samples), np.float32)
+        for k, i in enumerate(which):
+            a = self.store.audio(int(self.rows[i]))[: self.num_samples]
+            out[k, : a.size] = a
+        return torch.from_numpy(out)
+
+    def frames(self, which: np.ndarray) -> torch.Tensor:
+        s = self.store.settings
+        out = np.zeros((len(which), self.num_frames, s.frame_height, s.frame_width, 3), np.uint8)
+        for k, i in enumerate(which):
+            f = self.store.frames(int(self.rows[i]))[: self.num_frames]
+            out[k, : len(f)] = f
+            out[k, len(f) :] = f[-1]  # hold the last frame
+        return torch.from_numpy(out)
+
+
+@dataclass
+class MoMBatch:
+    mix1: torch.Tensor  # [B, T] soundtrack of the video whose frames are shown
+    mix2: torch.Tensor  # [B, T] soundtrack of another video
+    frames: torch.Tensor  # [B, F, H, W, 3] uint8, of video 1
+    label: torch.Tensor  # [B] human label of clip 1 (1 on, 0 off, -1 none)
+    weight: torch.Tensor  # [B] per-example weight of the pseudo-labels
+
+    @property
+    def mixture(self) -> torch.Tensor:
+        return self.mix1 + self.mix2
+
+
+def random_mom_batch(clips: ClipSet, batch_size: int, seed: int, step: int) -> MoMBatch:
+    """MoMs of random clip pairs (clip 1 != clip 2), determined by ``(seed, step)``."""
+    rng = np.random.default_rng([seed, step])
+    n = len(clips)
+    if n < 2:
+        raise ValueError(f"need at least 2 clips to make mixtures of mixtures, have {n}")
+    first = rng.integers(0, n, batch_size)
+    second = (first + rng.integers(1, n, batch_size)) % n
+    weights = clips.weights[first] if clips.weights is not None else np.ones(batch_size, np.float32)
+    return MoMBatch(
+        clips.audio(first),
+        clips.audio(second),
+        clips.frames(first),
+        torch.from_numpy(clips.labels[first]),
+        torch.from_numpy(np.asarray(weights, np.float32)),
+    )
+
+
+@dataclass
+class MoMSet:
+    """The fixed MoMs of a MoM table (e.g. the validation or test lists), in order."""
+
+    clips: ClipSet
+    first: np.ndarray  # positions in clips of clip 1
+    second: np.ndarray  # positions in clips of clip 2
+    kind: np.ndarray  # "on_off", "off_off"...
+    mom_ids: list[str]
+
+    @classmethod
+    def from_table(cls, store: ClipStore, moms: pd.DataFrame, seconds: float, split: str) -> MoMSet:
+        """MoMs of ``split`` whose two clips were both ingested (quarantined ones are dropped)."""
+        table = moms[moms["split"] == split]
+        clips = ClipSet.select(store, seconds, clip_ids=list(set(table.clip_id_1) | set(table.clip_id_2)))
+        position = {cid: k for k, cid in enumerate(clips.clip_ids)}
+        keep = table.clip_id_1.isin(position) & table.clip_id_2.isin(position)
+        table = table[keep]
+        return cls(
+            clips,
+            table.clip_id_1.map(position).to_numpy(int),
+            table.clip_id_2.map(position).to_numpy(int),
+            table["kind"].to_numpy(),
+            table["mom_id"].tolist(),
+        )
+
+    def __len__(self) -> int:
+        return len(self.first)
+
+    def batches(self, batch_size: int, kind: str | None = None):
+        """Yield ``(positions, MoMBatch)`` in table order, optionally one kind only."""
+        idx = np.arange(len(self)) if kind is None else np.flatnonzero(self.kind == kind)
+        for start in range(0, len(idx), batch_size):
+            pos = idx[start : start + batch_size]
+            a, b = self.first[pos], self.second[pos]
+            labels = np.where(self.kind[pos] == "on_off", 1, 0)
+            yield pos, MoMBatch(
+                self.clips.audio(a), self.clips.audio(b), self.clips.frames(a),
+                torch.from_numpy(labels), torch.ones(len(pos)),
+            )
