@@ -19,8 +19,9 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 install: $(VENV)/.installed
 
 demo: install
-	$(BIN)/kedro run --pipeline demo_data
-	$(BIN)/kedro run --pipeline ingest
+	$(BIN)/kedro run --env demo --pipeline demo_data
+	$(BIN)/kedro run --env demo
+	@echo "report: data/08_reporting/report.html   metrics: data/08_reporting/metrics.json"
 
 test: install
 	$(BIN)/python -m pytest -q

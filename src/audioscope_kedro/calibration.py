@@ -49,6 +49,15 @@ class OperatingPoint:
 RAW = OperatingPoint("affine", temperature=1.0, bias=0.0)  # the classifier's own probabilities
 
 
+def operating_point(calibration: dict | None) -> OperatingPoint:
+    """The point stored in a ``calibration.json``; without one, the raw probabilities."""
+    if not calibration:
+        return RAW
+    return OperatingPoint(
+        **{k: calibration[k] for k in ("kind", "threshold", "temperature", "bias")}
+    )
+
+
 @dataclass
 class SelectionStats:
     """What any weighted selection of separated sources needs, per example (N examples)."""

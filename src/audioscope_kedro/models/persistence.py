@@ -81,6 +81,10 @@ def check_state_dict(model: nn.Module, state: dict, source: str) -> None:
         if shapes:
             parts.append(
                 "shape mismatch "
-                + ", ".join(f"{k}: {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in shapes[:5])
+                + ", ".join(
+                    f"{k}: {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in shapes[:5]
+                )
             )
-        raise ValueError(f"checkpoint {source} does not match this model config: " + "; ".join(parts))
+        raise ValueError(
+            f"checkpoint {source} does not match this model config: " + "; ".join(parts)
+        )

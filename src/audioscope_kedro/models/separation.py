@@ -127,15 +127,15 @@ class Separator(nn.Module):
         return spec.abs(), spec
 
     def _synthesise(
-        self, masked: torch.Tensor, spec: torch.Tensor | None, length: int
+        self, masks: torch.Tensor, features: torch.Tensor, spec: torch.Tensor | None, length: int
     ) -> torch.Tensor:
         c = self.config
-        b, m, f, n = masked.shape
+        b, m, f, n = masks.shape
         if c.basis == "learned":
-            out = self.decoder(masked.reshape(b * m, f, n)).squeeze(1)
-        else:  # the mixture phase for every source
-            phase = spec / spec.abs().clamp_min(1e-8)
-            complex_src = (masked * phase.unsqueeze(1)).reshape(b * m, f, n)
+            out = self.decoder((masks * features.unsqueeze(1)).reshape(b * m, f, n)).squeeze(1)
+        else:
+            # mask * |X| with the mixture phase is mask * X: no division by |X| needed
+            complex_src = (masks * spec.unsqueeze(1)).reshape(b * m, f, n)
             out = torch.istft(
                 complex_src, c.basis_size, c.hop, c.window, self.stft_window, length=length
             )
@@ -154,7 +154,5 @@ class Separator(nn.Module):
         masks = torch.sigmoid(self.mask(hidden)).reshape(
             mixture.shape[0], c.num_sources, self.features, -1
         )
-        sources = self._synthesise(masks * features.unsqueeze(1), spec, padded.shape[-1])[
-            ..., :length
-        ]
+        sources = self._synthesise(masks, features, spec, padded.shape[-1])[..., :length]
         return mixture_consistency(sources, mixture)

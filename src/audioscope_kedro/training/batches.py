@@ -28,8 +28,12 @@ class ClipSet:
 
     @classmethod
     def select(
-        cls, store: ClipStore, seconds: float, clip_ids: list[str] | None = None,
-        splits: tuple[str, ...] | None = None, weights: pd.Series | None = None,
+        cls,
+        store: ClipStore,
+        seconds: float,
+        clip_ids: list[str] | None = None,
+        splits: tuple[str, ...] | None = None,
+        weights: pd.Series | None = None,
     ) -> ClipSet:
         index = store.index
         mask = np.ones(len(index), bool)
@@ -64,20 +68,38 @@ class ClipSet:
         raw = self.store.index["label"].iloc[self.rows]
         return raw.map(LABEL_CODES).fillna(-1).astype(int).to_numpy()
 
-    def audio(self, which: np.ndarray) -> torch.Tensor:
-        out = np.zeros((len(which), self.num_samples), np.float32)
+    def audio(
+        self,
+        which: np.ndarray,
+        start_frames: np.ndarray | None = None,
+        num_frames: int | None = None,
+    ) -> torch.Tensor:
+        """``[len(which), T]`` float32; a crop of ``num_frames`` video frames' worth of audio
+        from ``start_frames`` when given (crops are whole frames, so audio and video stay aligned)."""
+        per_frame = self.store.settings.sample_rate / self.store.settings.fps
+        length = self.num_samples if num_frames is None else int(round(num_frames * per_frame))
+        out = np.zeros((len(which), length), np.float32)
         for k, i in enumerate(which):
-            a = self.store.audio(int(self.rows[i]))[: self.num_samples]
+            start = 0 if start_frames is None else int(round(start_frames[k] * per_frame))
+            a = self.store.audio(int(self.rows[i]))[start : start + length]
             out[k, : a.size] = a
         return torch.from_numpy(out)
 
-    def frames(self, which: np.ndarray) -> torch.Tensor:
+    def frames(
+        self,
+        which: np.ndarray,
+        start_frames: np.ndarray | None = None,
+        num_frames: int | None = None,
+    ) -> torch.Tensor:
+        """``[len(which), F, H, W, 3]`` uint8; past the clip's end the last frame is held."""
         s = self.store.settings
-        out = np.zeros((len(which), self.num_frames, s.frame_height, s.frame_width, 3), np.uint8)
+        count = self.num_frames if num_frames is None else num_frames
+        out = np.zeros((len(which), count, s.frame_height, s.frame_width, 3), np.uint8)
         for k, i in enumerate(which):
-            f = self.store.frames(int(self.rows[i]))[: self.num_frames]
+            start = 0 if start_frames is None else int(start_frames[k])
+            f = self.store.frames(int(self.rows[i]))[start : start + count]
             out[k, : len(f)] = f
-            out[k, len(f) :] = f[-1]  # hold the last frame
+            out[k, len(f) :] = f[-1]
         return torch.from_numpy(out)
 
 
@@ -94,19 +116,33 @@ class MoMBatch:
         return self.mix1 + self.mix2
 
 
-def random_mom_batch(clips: ClipSet, batch_size: int, seed: int, step: int) -> MoMBatch:
-    """MoMs of random clip pairs (clip 1 != clip 2), determined by ``(seed, step)``."""
+def random_mom_batch(
+    clips: ClipSet, batch_size: int, seed: int, step: int, crop_seconds: float | None = None
+) -> MoMBatch:
+    """MoMs of random clip pairs (clip 1 != clip 2), determined by ``(seed, step)``.
+
+    With ``crop_seconds`` each clip contributes a random crop of that length (both clips
+    independently; clip 1's frames cropped with its audio): cheaper steps, more variety.
+    """
     rng = np.random.default_rng([seed, step])
     n = len(clips)
     if n < 2:
         raise ValueError(f"need at least 2 clips to make mixtures of mixtures, have {n}")
     first = rng.integers(0, n, batch_size)
     second = (first + rng.integers(1, n, batch_size)) % n
+    count = starts1 = starts2 = None
+    if crop_seconds is not None and crop_seconds < clips.seconds:
+        count = max(1, int(round(crop_seconds * clips.store.settings.fps)))
+        room = clips.num_frames - count
+        starts1, starts2 = (
+            rng.integers(0, room + 1, batch_size),
+            rng.integers(0, room + 1, batch_size),
+        )
     weights = clips.weights[first] if clips.weights is not None else np.ones(batch_size, np.float32)
     return MoMBatch(
-        clips.audio(first),
-        clips.audio(second),
-        clips.frames(first),
+        clips.audio(first, starts1, count),
+        clips.audio(second, starts2, count),
+        clips.frames(first, starts1, count),
         torch.from_numpy(clips.labels[first]),
         torch.from_numpy(np.asarray(weights, np.float32)),
     )
@@ -126,7 +162,9 @@ class MoMSet:
     def from_table(cls, store: ClipStore, moms: pd.DataFrame, seconds: float, split: str) -> MoMSet:
         """MoMs of ``split`` whose two clips were both ingested (quarantined ones are dropped)."""
         table = moms[moms["split"] == split]
-        clips = ClipSet.select(store, seconds, clip_ids=list(set(table.clip_id_1) | set(table.clip_id_2)))
+        clips = ClipSet.select(
+            store, seconds, clip_ids=list(set(table.clip_id_1) | set(table.clip_id_2))
+        )
         position = {cid: k for k, cid in enumerate(clips.clip_ids)}
         keep = table.clip_id_1.isin(position) & table.clip_id_2.isin(position)
         table = table[keep]
@@ -148,7 +186,13 @@ class MoMSet:
             pos = idx[start : start + batch_size]
             a, b = self.first[pos], self.second[pos]
             labels = np.where(self.kind[pos] == "on_off", 1, 0)
-            yield pos, MoMBatch(
-                self.clips.audio(a), self.clips.audio(b), self.clips.frames(a),
-                torch.from_numpy(labels), torch.ones(len(pos)),
+            yield (
+                pos,
+                MoMBatch(
+                    self.clips.audio(a),
+                    self.clips.audio(b),
+                    self.clips.frames(a),
+                    torch.from_numpy(labels),
+                    torch.ones(len(pos)),
+                ),
             )

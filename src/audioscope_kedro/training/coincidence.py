@@ -16,7 +16,9 @@ from audioscope_kedro.models.coincidence import CoincidenceModel
 from audioscope_kedro.training.batches import ClipSet
 
 
-def pair_batch(clips: ClipSet, batch_size: int, seed: int, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def pair_batch(
+    clips: ClipSet, batch_size: int, seed: int, step: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(audio [B, T], frames [B, F, H, W, 3], target [B])``; half aligned (target 1)."""
     rng = np.random.default_rng([seed, step, 7])
     n = len(clips)
@@ -55,7 +57,9 @@ def score_clips(model: CoincidenceModel, clips: ClipSet, batch_size: int = 32) -
     return torch.cat(out).numpy() if out else np.zeros(0)
 
 
-def held_out_auc(model: CoincidenceModel, clips: ClipSet, seed: int, batches: int = 4, batch_size: int = 32) -> float:
+def held_out_auc(
+    model: CoincidenceModel, clips: ClipSet, seed: int, batches: int = 4, batch_size: int = 32
+) -> float:
     """AUC of aligned against mismatched pairs drawn from clips the model was not trained on."""
     model.eval()
     scores, labels = [], []

@@ -49,7 +49,9 @@ def run_on_moms(model, moms: MoMSet, batch_size: int = 16) -> MoMOutputs:
         for kind in parts:
             for pos, batch in moms.batches(batch_size, kind):
                 out = model(batch.mixture, batch.frames)
-                stats = SelectionStats.from_audio(out.sources, batch.mixture, batch.mix1 if kind == "on_off" else None)
+                stats = SelectionStats.from_audio(
+                    out.sources, batch.mixture, batch.mix1 if kind == "on_off" else None
+                )
                 acc = parts[kind]
                 acc.setdefault("logits", []).append(out.logits)
                 acc.setdefault("stats", []).append(stats)
@@ -78,8 +80,18 @@ def run_on_moms(model, moms: MoMSet, batch_size: int = 16) -> MoMOutputs:
 
 def source_scores_and_labels(outputs: MoMOutputs) -> tuple[np.ndarray, np.ndarray]:
     """On-screen probability and label of every active source (for AUC and ROC)."""
-    scores = torch.cat([torch.sigmoid(outputs.on_logits)[outputs.on_active], torch.sigmoid(outputs.off_logits)[outputs.off_active]])
-    labels = torch.cat([outputs.on_source_labels[outputs.on_active], torch.zeros(int(outputs.off_active.sum()), dtype=torch.bool)])
+    scores = torch.cat(
+        [
+            torch.sigmoid(outputs.on_logits)[outputs.on_active],
+            torch.sigmoid(outputs.off_logits)[outputs.off_active],
+        ]
+    )
+    labels = torch.cat(
+        [
+            outputs.on_source_labels[outputs.on_active],
+            torch.zeros(int(outputs.off_active.sum()), dtype=torch.bool),
+        ]
+    )
     return scores.numpy(), labels.numpy()
 
 
@@ -124,7 +136,9 @@ class Evaluation:
     examples: list[dict]  # a few on+off MoMs: mixture, reference, on-screen estimates
 
 
-def evaluate(model, moms: MoMSet, point: OperatingPoint, batch_size: int = 16, n_examples: int = 3) -> Evaluation:
+def evaluate(
+    model, moms: MoMSet, point: OperatingPoint, batch_size: int = 16, n_examples: int = 3
+) -> Evaluation:
     """Every key of ``metrics.json``: raw (the classifier's own probabilities as weights) and
     ``calibrated_`` (at ``point``), with the baselines, plus the curves and audio examples."""
     outputs = run_on_moms(model, moms, batch_size)
@@ -143,7 +157,11 @@ def evaluate(model, moms: MoMSet, point: OperatingPoint, batch_size: int = 16, n
         "num_off_off_moms": len(outputs.off_ids),
     }
     curve = trade_off_curve(
-        candidate_points("threshold", 49), outputs.on_logits, outputs.on_stats, outputs.off_logits, outputs.off_stats
+        candidate_points("threshold", 49),
+        outputs.on_logits,
+        outputs.on_stats,
+        outputs.off_logits,
+        outputs.off_stats,
     )
     examples = []
     with torch.no_grad():

@@ -40,7 +40,9 @@ class LoopSettings:
     def lr(self, step: int) -> float:
         warm = min(1.0, (step + 1) / max(1, self.warmup_steps))
         progress = min(1.0, step / max(1, self.steps))
-        cosine = self.final_lr_fraction + (1 - self.final_lr_fraction) * 0.5 * (1 + math.cos(math.pi * progress))
+        cosine = self.final_lr_fraction + (1 - self.final_lr_fraction) * 0.5 * (
+            1 + math.cos(math.pi * progress)
+        )
         return self.learning_rate * warm * cosine
 
 
@@ -119,7 +121,9 @@ def train_loop(
         start, curve = int(state["step"]), list(state["curve"])
         sums, count = dict(state["sums"]), int(state["count"])
     elif state is not None:
-        tqdm.write(f"{desc}: checkpoints in {checkpoints.folder} are from another configuration; starting afresh")
+        tqdm.write(
+            f"{desc}: checkpoints in {checkpoints.folder} are from another configuration; starting afresh"
+        )
         checkpoints.clear()
     model.train()
     progress = tqdm(total=settings.steps, initial=start, desc=desc, unit="step")

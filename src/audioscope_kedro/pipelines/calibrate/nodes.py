@@ -24,10 +24,18 @@ def calibrate_model(
     outputs = run_on_moms(model, moms, params["batch_size"])
     target = float(params["target_suppression_db"])
     point, curve, reached = calibrate(
-        outputs.on_logits, outputs.on_stats, outputs.off_logits, outputs.off_stats, target, params["kind"]
+        outputs.on_logits,
+        outputs.on_stats,
+        outputs.off_logits,
+        outputs.off_stats,
+        target,
+        params["kind"],
     )
     if not reached:
-        log.warning("calibration: no operating point reaches %.1f dB of suppression; using the strongest", target)
+        log.warning(
+            "calibration: no operating point reaches %.1f dB of suppression; using the strongest",
+            target,
+        )
     calibration = {
         **point.to_dict(),
         "target_suppression_db": target,

@@ -11,8 +11,18 @@ from audioscope_kedro.data.store import ClipStore
 from audioscope_kedro.models.coincidence import CoincidenceModel
 from audioscope_kedro.models.embeddings import EmbeddingConfig
 from audioscope_kedro.training.batches import ClipSet
-from audioscope_kedro.training.coincidence import coincidence_step, held_out_auc, pair_batch, score_clips
-from audioscope_kedro.training.loop import CheckpointStore, LoopSettings, config_fingerprint, train_loop
+from audioscope_kedro.training.coincidence import (
+    coincidence_step,
+    held_out_auc,
+    pair_batch,
+    score_clips,
+)
+from audioscope_kedro.training.loop import (
+    CheckpointStore,
+    LoopSettings,
+    config_fingerprint,
+    train_loop,
+)
 
 log = logging.getLogger(__name__)
 
@@ -26,15 +36,24 @@ def train_coincidence_model(
     model = CoincidenceModel(EmbeddingConfig.from_dict(params["model"]))
     settings = LoopSettings.from_params(params["loop"])
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.learning_rate)
-    held_out = ClipSet.select(clip_store, params["clip_seconds"], splits=(params["held_out_split"],))
+    held_out = ClipSet.select(
+        clip_store, params["clip_seconds"], splits=(params["held_out_split"],)
+    )
 
     def validate(m: CoincidenceModel) -> dict:
-        return {"val_auc_roc": held_out_auc(m, held_out, params["seed"])} if len(held_out) > 1 else {}
+        return (
+            {"val_auc_roc": held_out_auc(m, held_out, params["seed"])} if len(held_out) > 1 else {}
+        )
 
     curve = train_loop(
-        model, optimizer, coincidence_step,
+        model,
+        optimizer,
+        coincidence_step,
         lambda step: pair_batch(clips, params["batch_size"], params["seed"], step),
-        settings, checkpoints, validate, desc="coincidence",
+        settings,
+        checkpoints,
+        validate,
+        desc="coincidence",
         fingerprint=config_fingerprint(params, clip_store.settings.to_dict(), len(clips)),
     )
     return model, pd.DataFrame(curve)
@@ -47,18 +66,29 @@ def score_and_filter_clips(
     AudioScope clip list (plus a score column); and the report (held-out AUC, counts)."""
     every = ClipSet.select(clip_store, params["clip_seconds"])
     scores = score_clips(model, every)
-    table = clip_store.index.iloc[every.rows][["clip_id", "video_path", "start_time", "end_time", "split", "label"]].copy()
+    table = clip_store.index.iloc[every.rows][
+        ["clip_id", "video_path", "start_time", "end_time", "split", "label"]
+    ].copy()
     table["coincidence_score"] = scores
     table["kept"] = table["coincidence_score"] > params["threshold"]
     train = table[table["split"] == "train"]
     kept = train[train["kept"]][["video_path", "start_time", "end_time", "coincidence_score"]]
-    held_out = ClipSet.select(clip_store, params["clip_seconds"], splits=(params["held_out_split"],))
+    held_out = ClipSet.select(
+        clip_store, params["clip_seconds"], splits=(params["held_out_split"],)
+    )
     report = {
-        "held_out_auc_roc": held_out_auc(model, held_out, params["seed"]) if len(held_out) > 1 else None,
+        "held_out_auc_roc": held_out_auc(model, held_out, params["seed"])
+        if len(held_out) > 1
+        else None,
         "threshold": params["threshold"],
         "train_clips": int(len(train)),
         "train_clips_kept": int(len(kept)),
         "mean_score_train": float(train["coincidence_score"].mean()) if len(train) else None,
     }
-    log.info("coincidence: held-out AUC %s, kept %d of %d training clips", report["held_out_auc_roc"], len(kept), len(train))
+    log.info(
+        "coincidence: held-out AUC %s, kept %d of %d training clips",
+        report["held_out_auc_roc"],
+        len(kept),
+        len(train),
+    )
     return table.reset_index(drop=True), kept.reset_index(drop=True), report

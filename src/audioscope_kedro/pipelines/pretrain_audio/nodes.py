@@ -10,7 +10,12 @@ from audioscope_kedro.losses import mixit
 from audioscope_kedro.metrics import oracle_selection_si_snr
 from audioscope_kedro.models.separation import Separator, SeparatorConfig
 from audioscope_kedro.training.batches import ClipSet, MoMBatch, MoMSet, random_mom_batch
-from audioscope_kedro.training.loop import CheckpointStore, LoopSettings, config_fingerprint, train_loop
+from audioscope_kedro.training.loop import (
+    CheckpointStore,
+    LoopSettings,
+    config_fingerprint,
+    train_loop,
+)
 
 
 def mixit_step(separator: Separator, batch: MoMBatch) -> tuple[torch.Tensor, dict[str, float]]:
@@ -19,7 +24,11 @@ def mixit_step(separator: Separator, batch: MoMBatch) -> tuple[torch.Tensor, dic
 
 
 def pretrain_separator(
-    clip_store: ClipStore, mom_table: pd.DataFrame, checkpoints: CheckpointStore, params: dict, model_params: dict
+    clip_store: ClipStore,
+    mom_table: pd.DataFrame,
+    checkpoints: CheckpointStore,
+    params: dict,
+    model_params: dict,
 ) -> tuple[Separator, pd.DataFrame]:
     """Train the separation network alone; validation: the oracle-selection SI-SNR of its
     sources against the on-screen clip of the validation on+off MoMs (how well it separates)."""
@@ -28,7 +37,9 @@ def pretrain_separator(
     separator = Separator(SeparatorConfig(**model_params["separator"]))
     settings = LoopSettings.from_params(params["loop"])
     optimizer = torch.optim.Adam(separator.parameters(), lr=settings.learning_rate)
-    val = MoMSet.from_table(clip_store, mom_table, params["clip_seconds"], params["validation_split"])
+    val = MoMSet.from_table(
+        clip_store, mom_table, params["clip_seconds"], params["validation_split"]
+    )
 
     def validate(sep: Separator) -> dict:
         values = [
@@ -38,9 +49,18 @@ def pretrain_separator(
         return {"val_oracle_si_snr": float(torch.cat(values).mean())} if values else {}
 
     curve = train_loop(
-        separator, optimizer, mixit_step,
-        lambda step: random_mom_batch(clips, params["batch_size"], params["seed"], step),
-        settings, checkpoints, validate, desc="pretrain_audio",
-        fingerprint=config_fingerprint(params, model_params["separator"], clip_store.settings.to_dict(), len(clips)),
+        separator,
+        optimizer,
+        mixit_step,
+        lambda step: random_mom_batch(
+            clips, params["batch_size"], params["seed"], step, params.get("crop_seconds")
+        ),
+        settings,
+        checkpoints,
+        validate,
+        desc="pretrain_audio",
+        fingerprint=config_fingerprint(
+            params, model_params["separator"], clip_store.settings.to_dict(), len(clips)
+        ),
     )
     return separator, pd.DataFrame(curve)

@@ -8,7 +8,13 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             node(
                 pretrain_separator,
-                ["clip_store", "mom_table", "pretrain_checkpoints", "params:pretrain_audio", "params:model"],
+                [
+                    "clip_store",
+                    "mom_table",
+                    "pretrain_checkpoints",
+                    "params:pretrain_audio",
+                    "params:model",
+                ],
                 ["pretrained_separator", "pretrain_curve"],
                 name="pretrain_separator",
             )

@@ -9,17 +9,30 @@ import pandas as pd
 import torch
 
 from audioscope_kedro.data.store import ClipStore
-from audioscope_kedro.losses import CLASSIFICATION_LOSSES, active_sources, mixit, supervised_clip_loss
+from audioscope_kedro.losses import (
+    CLASSIFICATION_LOSSES,
+    active_sources,
+    mixit,
+    supervised_clip_loss,
+)
 from audioscope_kedro.models.audioscope import AudioScope, AudioScopeConfig
 from audioscope_kedro.models.separation import Separator
 from audioscope_kedro.training.batches import ClipSet, MoMBatch, MoMSet, random_mom_batch
 from audioscope_kedro.training.evaluation import run_on_moms, validation_figures
-from audioscope_kedro.training.loop import CheckpointStore, LoopSettings, config_fingerprint, state_fingerprint, train_loop
+from audioscope_kedro.training.loop import (
+    CheckpointStore,
+    LoopSettings,
+    config_fingerprint,
+    state_fingerprint,
+    train_loop,
+)
 
 log = logging.getLogger(__name__)
 
 
-def model_config(model_params: dict, clip_store: ClipStore, clip_seconds: float) -> AudioScopeConfig:
+def model_config(
+    model_params: dict, clip_store: ClipStore, clip_seconds: float
+) -> AudioScopeConfig:
     """The architecture from the parameters; the input format from the clip store."""
     s = clip_store.settings
     return AudioScopeConfig.from_dict(
@@ -34,20 +47,32 @@ def model_config(model_params: dict, clip_store: ClipStore, clip_seconds: float)
     )
 
 
-def audioscope_step(model: AudioScope, batch: MoMBatch, params: dict) -> tuple[torch.Tensor, dict[str, float]]:
+def audioscope_step(
+    model: AudioScope, batch: MoMBatch, params: dict
+) -> tuple[torch.Tensor, dict[str, float]]:
     """MixIT + on-screen classification on MixIT pseudo-labels (+ supervised where labelled)."""
     out = model(batch.mixture, batch.frames)
     separation, assignment = mixit(out.sources, batch.mix1, batch.mix2)
-    active = active_sources(out.sources, params["active_threshold_db"]) if params["mask_inactive"] else None
+    active = (
+        active_sources(out.sources, params["active_threshold_db"])
+        if params["mask_inactive"]
+        else None
+    )
     classify = CLASSIFICATION_LOSSES[params["classification_loss"]]
     weight = batch.weight if params["coincidence_weighting"] else torch.ones_like(batch.weight)
     cls = (classify(out.logits, assignment, active) * weight).mean()
     sup = supervised_clip_loss(out.logits, assignment, batch.label, active).mean()
-    total = separation.mean() + params["classification_weight"] * cls + params["supervised_weight"] * sup
+    total = (
+        separation.mean()
+        + params["classification_weight"] * cls
+        + params["supervised_weight"] * sup
+    )
     return total, {"mixit": separation.mean().item(), "cls": cls.item(), "sup": sup.item()}
 
 
-def training_clips(clip_store: ClipStore, coincidence_scores: pd.DataFrame, params: dict) -> ClipSet:
+def training_clips(
+    clip_store: ClipStore, coincidence_scores: pd.DataFrame, params: dict
+) -> ClipSet:
     scores = coincidence_scores.set_index("clip_id")
     ids = None
     if params["use_coincidence_filter"]:
@@ -58,7 +83,11 @@ def training_clips(clip_store: ClipStore, coincidence_scores: pd.DataFrame, para
                 "coincidence.threshold or set train.use_coincidence_filter: false"
             )
     return ClipSet.select(
-        clip_store, params["clip_seconds"], clip_ids=ids, splits=("train",), weights=scores["coincidence_score"]
+        clip_store,
+        params["clip_seconds"],
+        clip_ids=ids,
+        splits=("train",),
+        weights=scores["coincidence_score"],
     )
 
 
@@ -85,15 +114,26 @@ def train_audioscope(
     log.info("training on %d clips", len(clips))
     settings = LoopSettings.from_params(params["loop"])
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.learning_rate)
-    val = MoMSet.from_table(clip_store, mom_table, params["clip_seconds"], params["validation_split"])
+    val = MoMSet.from_table(
+        clip_store, mom_table, params["clip_seconds"], params["validation_split"]
+    )
 
     def validate(m: AudioScope) -> dict:
         return validation_figures(run_on_moms(m, val, params["eval_batch_size"]))
 
     curve = train_loop(
-        model, optimizer, partial(audioscope_step, params=params),
-        lambda step: random_mom_batch(clips, params["batch_size"], params["seed"], step),
-        settings, checkpoints, validate, desc="train",
-        fingerprint=config_fingerprint(params, config.to_dict(), len(clips), state_fingerprint(pretrained_separator)),
+        model,
+        optimizer,
+        partial(audioscope_step, params=params),
+        lambda step: random_mom_batch(
+            clips, params["batch_size"], params["seed"], step, params.get("crop_seconds")
+        ),
+        settings,
+        checkpoints,
+        validate,
+        desc="train",
+        fingerprint=config_fingerprint(
+            params, config.to_dict(), len(clips), state_fingerprint(pretrained_separator)
+        ),
     )
     return model, pd.DataFrame(curve)

@@ -16,7 +16,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "train_checkpoints",
                     "params:train",
                     "params:model",
-                    ],
+                ],
                 ["audioscope_model", "train_curve"],
                 name="train_audioscope",
             )
