@@ -126,13 +126,17 @@ class AttentionVariant(nn.Module):
         self.config = config
         self.modality = nn.Parameter(torch.zeros(2, config.dim))
         nn.init.normal_(self.modality, std=0.02)
+        # Both streams at unit scale before the time encodings are added: at initialisation
+        # the audio embeddings are ~10x smaller than the encodings and would be drowned out.
+        self.norm_audio, self.norm_video = nn.LayerNorm(config.dim), nn.LayerNorm(config.dim)
 
     def _embed(self, audio: torch.Tensor, video: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Add time and modality encodings; video becomes ``[B, P, F, D]`` like audio."""
         if audio.shape[2] != video.shape[1]:
             raise ValueError(f"audio has {audio.shape[2]} frames, video {video.shape[1]}")
         pos = sinusoidal_positions(audio.shape[2], audio.shape[-1], audio.device)
-        return audio + pos + self.modality[0], video.transpose(1, 2) + pos + self.modality[1]
+        audio, video = self.norm_audio(audio), self.norm_video(video).transpose(1, 2)
+        return audio + pos + self.modality[0], video + pos + self.modality[1]
 
 
 class PoolAttention(AttentionVariant):

@@ -25,6 +25,9 @@ class EmbeddingConfig:
     audio_channels: int = 64
     image_channels: tuple[int, ...] = (16, 32, 64)  # one stride-2 stage each
     image_weights: str | None = None  # local state_dict of ImageEmbedding, optional
+    # Give the image network each frame's difference from the previous frame as 3 more input
+    # channels: what moves or brightens with a sound stands out (sync is the strongest cue).
+    motion_features: bool = True
 
     @classmethod
     def from_dict(cls, data: dict) -> EmbeddingConfig:
@@ -78,8 +81,9 @@ class ImageEmbedding(nn.Module):
     def __init__(self, config: EmbeddingConfig):
         super().__init__()
         chans = config.image_channels
+        self.motion = config.motion_features
         layers: list[nn.Module] = [
-            nn.Conv2d(3, chans[0], 3, stride=2, padding=1, bias=False),
+            nn.Conv2d(6 if self.motion else 3, chans[0], 3, stride=2, padding=1, bias=False),
             nn.GroupNorm(1, chans[0]),
             nn.ReLU6(),
         ]
@@ -95,8 +99,12 @@ class ImageEmbedding(nn.Module):
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         b, f, h, w, _ = frames.shape
-        x = frames.reshape(b * f, h, w, 3).permute(0, 3, 1, 2)
-        x = x.float() / 255.0 if not frames.is_floating_point() else x
-        feats = self.net(x - 0.5)  # [B*F, D, h, w]
+        x = frames.float() / 255.0 if not frames.is_floating_point() else frames
+        x = x - 0.5
+        if self.motion:  # difference from the previous frame; zero for the first one
+            diff = torch.cat([torch.zeros_like(x[:, :1]), x[:, 1:] - x[:, :-1]], dim=1)
+            x = torch.cat([x, diff], dim=-1)
+        x = x.reshape(b * f, h, w, x.shape[-1]).permute(0, 3, 1, 2)
+        feats = self.net(x)  # [B*F, D, h, w]
         d = feats.shape[1]
         return feats.reshape(b, f, d, -1).transpose(2, 3)  # [B, F, P, D]
