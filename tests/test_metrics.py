@@ -52,6 +52,12 @@ def test_silent_inputs_are_finite():
         assert torch.isfinite(value).all()
 
 
+def test_silent_estimate_is_a_failure_not_a_draw():
+    ref = torch.randn(3, 200)
+    assert (si_snr(torch.zeros(3, 200), ref) == -30.0).all()
+    assert (si_snr(1e-12 * torch.randn(3, 200), ref) == -30.0).all()
+
+
 def test_improvement_is_difference():
     ref, mix = torch.randn(3, 200), torch.randn(3, 200)
     est = ref + 0.1 * mix

@@ -23,6 +23,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
+from audioscope_kedro.metrics import si_snr_from_energies
+
 EPS = 1e-8
 CAP_DB = 60.0
 
@@ -99,10 +101,7 @@ def weighted_si_snr(stats: SelectionStats, weights: torch.Tensor) -> torch.Tenso
     """SI-SNR (dB) of ``sum_m w_m s_m`` against the reference: ``weights [..., N, M] -> [..., N]``."""
     w = weights.double()
     est_energy = torch.einsum("...nm,nmk,...nk->...n", w, stats.gram_centred, w)
-    dot = (w * stats.corr).sum(-1)
-    target = dot**2 / (stats.ref_energy + EPS)
-    noise = (est_energy - target).clamp_min(0)
-    return 10 * torch.log10((target + EPS) / (noise + EPS))
+    return si_snr_from_energies(est_energy, (w * stats.corr).sum(-1), stats.ref_energy, EPS)
 
 
 def weighted_suppression(

@@ -16,18 +16,33 @@ def _energy(x: torch.Tensor) -> torch.Tensor:
     return (x * x).sum(dim=-1)
 
 
+SILENT_SI_SNR = -30.0  # dB given to an estimate with no energy: removing everything is a failure
+SILENT_RATIO = 1e-8  # estimate energy below this fraction of the reference's counts as silent
+
+
+def si_snr_from_energies(
+    est_energy: torch.Tensor, dot: torch.Tensor, ref_energy: torch.Tensor, eps: float = EPS
+) -> torch.Tensor:
+    """SI-SNR from ``||e||^2``, ``<e, r>`` and ``||r||^2`` of zero-mean signals (shared by
+    :func:`si_snr` and the calibration search, which only keeps these statistics)."""
+    target = dot**2 / (ref_energy + eps)
+    noise = (est_energy - target).clamp_min(0)
+    value = 10 * torch.log10((target + eps) / (noise + eps))
+    silent = est_energy < SILENT_RATIO * ref_energy
+    return torch.where(silent, torch.full_like(value, SILENT_SI_SNR), value)
+
+
 def si_snr(est: torch.Tensor, ref: torch.Tensor, eps: float = EPS) -> torch.Tensor:
     """Scale-invariant SNR in dB: ``est, ref [..., T] -> [...]``.
 
     Both are made zero-mean; the reference is scaled by the projection of the estimate onto it,
-    so any gain on the estimate leaves the value unchanged.
+    so any gain on the estimate leaves the value unchanged. An estimate with no energy (below
+    1e-8 of the reference's) scores ``SILENT_SI_SNR`` (-30 dB): otherwise 0/0 would make
+    removing everything look like a 0 dB draw, better than many mixtures.
     """
     est = est - est.mean(dim=-1, keepdim=True)
     ref = ref - ref.mean(dim=-1, keepdim=True)
-    scale = (est * ref).sum(dim=-1, keepdim=True) / (_energy(ref).unsqueeze(-1) + eps)
-    target = scale * ref
-    noise = est - target
-    return 10 * torch.log10((_energy(target) + eps) / (_energy(noise) + eps))
+    return si_snr_from_energies(_energy(est), (est * ref).sum(dim=-1), _energy(ref), eps)
 
 
 def si_snr_improvement(

@@ -11,14 +11,11 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-from kedro.framework.session import KedroSession
-from kedro.framework.startup import bootstrap_project
 
 from audioscope_kedro.calibration import OperatingPoint
 from audioscope_kedro.command import main as cli_main
@@ -29,7 +26,6 @@ from audioscope_kedro.training.evaluation import evaluate
 from tests.conftest import PROJECT_ROOT
 
 pytestmark = pytest.mark.slow
-CHAIN = ["demo_data", "ingest", "coincidence", "pretrain_audio", "train", "calibrate", "evaluate"]
 METRIC_KEYS = {
     "on_screen_si_snr",
     "on_screen_si_snri",
@@ -42,36 +38,6 @@ METRIC_KEYS = {
     "mixture_si_snr",
     "oracle_si_snr",
 }
-
-
-def make_project(root: Path) -> Path:
-    root.mkdir(parents=True)
-    shutil.copytree(PROJECT_ROOT / "conf", root / "conf", ignore=shutil.ignore_patterns("local"))
-    (root / "conf" / "local").mkdir()
-    (root / "src").mkdir()
-    shutil.copy(PROJECT_ROOT / "pyproject.toml", root / "pyproject.toml")
-    return root
-
-
-def run(project: Path, *pipelines: str, **params) -> None:
-    cwd = os.getcwd()
-    os.chdir(project)
-    try:
-        bootstrap_project(project)
-        for name in pipelines:
-            with KedroSession.create(
-                project_path=project, env="test", runtime_params=params or None
-            ) as session:
-                session.run(pipeline_names=[name])
-    finally:
-        os.chdir(cwd)
-
-
-@pytest.fixture(scope="module")
-def chain(tmp_path_factory) -> Path:
-    project = make_project(tmp_path_factory.mktemp("chain") / "project")
-    run(project, *CHAIN)
-    return project
 
 
 def test_chain_outputs(chain):

@@ -17,6 +17,7 @@ import torch
 from audioscope_kedro.calibration import (
     OperatingPoint,
     SelectionStats,
+    calibrate,
     candidate_points,
     trade_off_curve,
     weighted_si_snr,
@@ -118,14 +119,22 @@ def baselines(outputs: MoMOutputs) -> dict[str, float]:
     }
 
 
-def validation_figures(outputs: MoMOutputs) -> dict[str, float]:
-    """What training logs at each validation: raw-probability figures, AUC, oracle bound."""
+def validation_figures(outputs: MoMOutputs, target_db: float | None = None) -> dict[str, float]:
+    """What training logs at each validation: raw-probability figures, AUC, oracle bound, and
+    with ``target_db`` the on-screen SI-SNR at the point calibrated to that suppression."""
     scores, labels = source_scores_and_labels(outputs)
-    return {
+    row = {
         **{f"val_{k}": v for k, v in figures_at(outputs, OperatingPoint("affine")).items()},
         "val_auc_roc": auc_roc(scores, labels),
         "val_oracle_si_snr": baselines(outputs)["oracle_si_snr"],
     }
+    if target_db is not None:
+        point, _, reached = calibrate(
+            outputs.on_logits, outputs.on_stats, outputs.off_logits, outputs.off_stats, target_db
+        )
+        row["val_calibrated_on_screen_si_snr"] = figures_at(outputs, point)["on_screen_si_snr"]
+        row["val_calibration_reached"] = float(reached)
+    return row
 
 
 @dataclass

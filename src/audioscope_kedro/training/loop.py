@@ -83,6 +83,17 @@ def config_fingerprint(*parts) -> str:
     return hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def code_fingerprint() -> str:
+    """Identity of this package's source: a checkpoint written by other code is not resumed
+    from (after an edit, `dvc repro` must retrain, not pick up the old final checkpoint)."""
+    digest = hashlib.sha1()
+    package = Path(__file__).resolve().parents[1]
+    for path in sorted(package.rglob("*.py")):
+        digest.update(path.relative_to(package).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
 def state_fingerprint(module: nn.Module) -> str:
     """Identity of a module's weights (e.g. the pre-trained separator a run starts from)."""
     digest = hashlib.sha1()
@@ -105,11 +116,14 @@ def train_loop(
     validate: Callable[[nn.Module], dict[str, float]] | None = None,
     desc: str = "train",
     fingerprint: str = "",
+    on_validate: Callable[[int, dict], None] | None = None,
 ) -> list[dict]:
     """Run (or resume) training to ``settings.steps``; returns the curve: one row per
     validation with the step, the mean training logs since the last row and the validation
     figures. ``fingerprint`` identifies the run's configuration: a checkpoint of another
-    configuration is not resumed from (it is reported and ignored)."""
+    configuration is not resumed from (it is reported and ignored). ``on_validate(step, row)``
+    is called after each validation (Optuna reports and prunes there)."""
+    fingerprint = f"{fingerprint}:{code_fingerprint()}"
     start, curve = 0, []
     sums: dict[str, float] = {}
     count = 0
@@ -153,6 +167,8 @@ def train_loop(
                 model.train()
             curve.append(row)
             sums, count, tic = {}, 0, time.perf_counter()
+            if on_validate is not None:
+                on_validate(done, row)
         if done % settings.checkpoint_every == 0 or done == settings.steps:
             checkpoints.save(
                 done,

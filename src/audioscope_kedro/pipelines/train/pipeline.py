@@ -14,6 +14,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "coincidence_scores",
                     "pretrained_separator",
                     "train_checkpoints",
+                    "tune_best_params",
                     "params:train",
                     "params:model",
                 ],

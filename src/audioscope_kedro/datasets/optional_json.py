@@ -1,0 +1,34 @@
+"""A JSON file that may not exist yet: loading it then gives ``{}``.
+
+For ``tune_best_params``: ``train`` reads it (and uses it only when asked to), and must also
+run in a project where ``tune`` never ran."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from kedro.io import AbstractDataset
+
+
+class OptionalJSONDataset(AbstractDataset[dict, dict]):
+    def __init__(self, filepath: str, metadata: dict[str, Any] | None = None):
+        self._filepath = Path(filepath)
+        self.metadata = metadata
+
+    def load(self) -> dict:
+        return json.loads(self._filepath.read_text()) if self._filepath.exists() else {}
+
+    def save(self, data: dict) -> None:
+        self._filepath.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self._filepath.with_name(f".{self._filepath.name}.tmp-{os.getpid()}")
+        tmp.write_text(json.dumps(data, indent=2))
+        tmp.replace(self._filepath)
+
+    def _exists(self) -> bool:
+        return True
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": str(self._filepath)}
