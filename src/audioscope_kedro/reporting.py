@@ -14,6 +14,8 @@ import numpy as np
 import soundfile as sf
 from matplotlib.figure import Figure
 
+from audioscope_kedro.calibration import operating_point
+
 # Figures are built as `Figure` objects, not through pyplot: no global backend is set and no
 # figure is left open, so importing this module does not change a notebook's plotting.
 
@@ -181,8 +183,6 @@ def evaluation_report(
     result, calibration: dict, model, split: str, train_curve: list[dict] | None = None
 ) -> str:
     """The HTML report of an :class:`Evaluation` of ``model`` (an ``AudioScope``)."""
-    from audioscope_kedro.calibration import operating_point
-
     config = model.config
     trade, roc, examples = evaluation_figures(result, calibration, config.sample_rate)
     figures = {
