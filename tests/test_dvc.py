@@ -122,7 +122,9 @@ def test_dvc_repro_tiny_chain(tmp_path):
     assert "Running stage" not in second
 
     params = repo / "conf/base/parameters_train.yml"
-    params.write_text(params.read_text().replace("classification_weight: 1.0", "classification_weight: 0.5"))
+    params.write_text(
+        params.read_text().replace("classification_weight: 1.0", "classification_weight: 0.5")
+    )
     third = _dvc(["repro"], repo)
     ran = {s for s in STAGES if f"Running stage '{s}'" in third}
     assert ran == {"train", "calibrate", "evaluate"}
