@@ -4,6 +4,7 @@ import pandas as pd
 import pytest
 
 from audioscope_kedro.data.lists import (
+    MOM_COLUMNS,
     ListName,
     ListValidationError,
     find_lists,
@@ -129,14 +130,7 @@ def test_lists_dataset_round_trip(tmp_path):
         "train": pd.DataFrame({"video_path": ["a.mp4"], "start_time": [0.0], "end_time": [5.0]}),
         "test_on_off_mom": pd.DataFrame(
             [("a.mp4", 0.0, 5.0, "b.mp4", 0.0, 5.0)],
-            columns=[
-                "video_path_1",
-                "start_time_1",
-                "end_time_1",
-                "video_path_2",
-                "start_time_2",
-                "end_time_2",
-            ],
+            columns=MOM_COLUMNS,
         ),
     }
     ds = AudioScopeListsDataset(str(tmp_path), prefix="unfiltered")

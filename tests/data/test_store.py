@@ -11,6 +11,7 @@ from audioscope_kedro.data.clip_table import (
     scan_video_folder,
 )
 from audioscope_kedro.data.decode import DecodeSettings, decode_clip
+from audioscope_kedro.data.lists import MOM_COLUMNS
 from audioscope_kedro.data.store import (
     SHARD_DIR,
     ClipStore,
@@ -134,14 +135,7 @@ def test_clip_table_merges_lists_and_keeps_labels():
     on = clips.iloc[:1]
     moms = pd.DataFrame(
         [("a.mp4", 0.0, 5.0, "c.mp4", 0.0, 5.0)],
-        columns=[
-            "video_path_1",
-            "start_time_1",
-            "end_time_1",
-            "video_path_2",
-            "start_time_2",
-            "end_time_2",
-        ],
+        columns=MOM_COLUMNS,
     )
     lists = {"test": clips, "test_onscreen": on, "test_on_off_mom": moms}
     table = assemble_clip_table(lists)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -44,3 +45,21 @@ def chain(tmp_path_factory) -> Path:
     project = make_project(tmp_path_factory.mktemp("chain") / "project")
     run(project, *CHAIN)
     return project
+
+
+def kedro_process_args(pipeline: str, params: str) -> tuple[list[str], dict[str, str]]:
+    """Command and environment of a separate `kedro run` process on the `test` environment
+    (one torch thread, so that two of them do not fight over the cores)."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "kedro",
+        "run",
+        "--env",
+        "test",
+        "--pipeline",
+        pipeline,
+        "--params",
+        params,
+    ]
+    return cmd, {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true", "OMP_NUM_THREADS": "1"}

@@ -9,7 +9,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 
 import numpy as np
@@ -24,6 +23,7 @@ from audioscope_kedro.models.audioscope import AudioScope, AudioScopeOutput
 from audioscope_kedro.training.batches import MoMSet
 from audioscope_kedro.training.evaluation import evaluate
 from tests.conftest import PROJECT_ROOT
+from tests.pipelines.conftest import kedro_process_args
 
 pytestmark = pytest.mark.slow
 METRIC_KEYS = {
@@ -212,19 +212,7 @@ def test_training_resumes_after_a_kill(chain, tmp_path):
             symlinks=True,
             ignore=shutil.ignore_patterns("checkpoints", "audioscope"),
         )
-    kedro = [
-        sys.executable,
-        "-m",
-        "kedro",
-        "run",
-        "--env",
-        "test",
-        "--pipeline",
-        "train",
-        "--params",
-        params,
-    ]
-    env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true", "OMP_NUM_THREADS": "1"}
+    kedro, env = kedro_process_args("train", params)
     ckpt = copies["killed"] / "data/06_models/checkpoints/train"
     proc = subprocess.Popen(
         kedro,

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 
 import optuna
 import pandas as pd
@@ -21,7 +19,7 @@ from audioscope_kedro.training.tuning import (
     run_worker,
     search_space,
 )
-from tests.pipelines.conftest import run
+from tests.pipelines.conftest import kedro_process_args, run
 
 pytestmark = pytest.mark.slow
 
@@ -150,19 +148,7 @@ def test_two_workers_share_one_journal_study(chain, tmp_path):
     shutil.copytree(chain, project, symlinks=True)
     journal = project / "data/07_model_output/journal.log"
     params = f"tune.storage=journal:{journal},tune.n_trials=4"
-    cmd = [
-        sys.executable,
-        "-m",
-        "kedro",
-        "run",
-        "--env",
-        "test",
-        "--pipeline",
-        "tune",
-        "--params",
-        params,
-    ]
-    env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true", "OMP_NUM_THREADS": "1"}
+    cmd, env = kedro_process_args("tune", params)
     workers = [
         subprocess.Popen(
             cmd, cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT

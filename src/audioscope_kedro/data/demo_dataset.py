@@ -20,6 +20,7 @@ from audioscope_kedro.data.demo_scenes import (
     make_scene,
     render_frames,
 )
+from audioscope_kedro.data.lists import MOM_COLUMNS
 from audioscope_kedro.data.video_io import AVClip, Waveform
 
 SPLITS = ("train", "validate", "test")
@@ -204,12 +205,5 @@ def release_lists(plan: pd.DataFrame, params: dict) -> dict[str, pd.DataFrame]:
 def _mom_rows(pairs: list[tuple[str, str]], duration: float) -> pd.DataFrame:
     return pd.DataFrame(
         [(a, 0.0, duration, b, 0.0, duration) for a, b in pairs],
-        columns=[
-            "video_path_1",
-            "start_time_1",
-            "end_time_1",
-            "video_path_2",
-            "start_time_2",
-            "end_time_2",
-        ],
+        columns=MOM_COLUMNS,
     )
