@@ -27,6 +27,14 @@ from audioscope_kedro.training.loop import (
 log = logging.getLogger(__name__)
 
 
+def _held_out_auc(model: CoincidenceModel, clip_store: ClipStore, params: dict) -> float | None:
+    """AUC of aligned against mismatched pairs of the held-out split; None without two clips."""
+    held_out = ClipSet.select(
+        clip_store, params["clip_seconds"], splits=(params["held_out_split"],)
+    )
+    return held_out_auc(model, held_out, params["seed"]) if len(held_out) > 1 else None
+
+
 def train_coincidence_model(
     clip_store: ClipStore, checkpoints: CheckpointStore, params: dict
 ) -> tuple[CoincidenceModel, pd.DataFrame]:
@@ -36,14 +44,10 @@ def train_coincidence_model(
     model = CoincidenceModel(EmbeddingConfig.from_dict(params["model"]))
     settings = LoopSettings.from_params(params["loop"])
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.learning_rate)
-    held_out = ClipSet.select(
-        clip_store, params["clip_seconds"], splits=(params["held_out_split"],)
-    )
 
     def validate(m: CoincidenceModel) -> dict:
-        return (
-            {"val_auc_roc": held_out_auc(m, held_out, params["seed"])} if len(held_out) > 1 else {}
-        )
+        auc = _held_out_auc(m, clip_store, params)
+        return {} if auc is None else {"val_auc_roc": auc}
 
     curve = train_loop(
         model,
@@ -73,13 +77,8 @@ def score_and_filter_clips(
     table["kept"] = table["coincidence_score"] > params["threshold"]
     train = table[table["split"] == "train"]
     kept = train[train["kept"]][["video_path", "start_time", "end_time", "coincidence_score"]]
-    held_out = ClipSet.select(
-        clip_store, params["clip_seconds"], splits=(params["held_out_split"],)
-    )
     report = {
-        "held_out_auc_roc": held_out_auc(model, held_out, params["seed"])
-        if len(held_out) > 1
-        else None,
+        "held_out_auc_roc": _held_out_auc(model, clip_store, params),
         "threshold": params["threshold"],
         "train_clips": int(len(train)),
         "train_clips_kept": int(len(kept)),
