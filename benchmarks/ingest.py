@@ -20,7 +20,7 @@ import pandas as pd
 
 from audioscope_kedro.data.clip_table import assemble_clip_table
 from audioscope_kedro.data.decode import DecodeSettings, decode_all
-from audioscope_kedro.data.demo_dataset import plan_scenes, release_lists, video_partitions
+from audioscope_kedro.demo.dataset import plan_scenes, release_lists, video_partitions
 from audioscope_kedro.data.lists import read_clip_list
 from audioscope_kedro.data.store import ShardBatch, build_clip_store, plan_shards
 from audioscope_kedro.data.video_io import write_mp4

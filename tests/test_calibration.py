@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from audioscope_kedro.calibration import (
+from audioscope_kedro.evaluation.calibration import (
     RAW,
     OperatingPoint,
     SelectionStats,

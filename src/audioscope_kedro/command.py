@@ -17,15 +17,15 @@ import soundfile as sf
 import torch
 from tqdm.auto import tqdm
 
-from audioscope_kedro import reporting
-from audioscope_kedro.calibration import operating_point
+from audioscope_kedro.evaluation import report as reporting
+from audioscope_kedro.evaluation.calibration import operating_point
 from audioscope_kedro.data.clip_table import assemble_clip_table, assemble_mom_table
 from audioscope_kedro.data.decode import BadClipError, DecodeSettings, decode_clip, probe_duration
 from audioscope_kedro.data.lists import ListValidationError, read_mom_list
 from audioscope_kedro.data.store import ClipStore, ShardBatch, build_clip_store, plan_shards
 from audioscope_kedro.models.audioscope import AudioScope
-from audioscope_kedro.training.batches import MoMSet
-from audioscope_kedro.training.evaluation import evaluate
+from audioscope_kedro.data.batches import MoMSet
+from audioscope_kedro.evaluation.runner import evaluate
 
 CALIBRATION_FILE = "calibration.json"
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from audioscope_kedro.data.demo_scenes import (
+from audioscope_kedro.demo.scenes import (
     SYNTH_CLASSES,
     SceneConfig,
     SoundBank,

@@ -16,12 +16,12 @@ import pandas as pd
 import pytest
 import torch
 
-from audioscope_kedro.calibration import OperatingPoint
+from audioscope_kedro.evaluation.calibration import OperatingPoint
 from audioscope_kedro.command import main as cli_main
 from audioscope_kedro.data.store import ClipStore
 from audioscope_kedro.models.audioscope import AudioScope, AudioScopeOutput
-from audioscope_kedro.training.batches import MoMSet
-from audioscope_kedro.training.evaluation import evaluate
+from audioscope_kedro.data.batches import MoMSet
+from audioscope_kedro.evaluation.runner import evaluate
 from tests.conftest import PROJECT_ROOT
 from tests.pipelines.conftest import kedro_process_args
 

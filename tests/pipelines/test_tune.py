@@ -12,7 +12,7 @@ import pytest
 from optuna.trial import TrialState
 
 from audioscope_kedro.training.fit import apply_tuned_params
-from audioscope_kedro.training.tuning import (
+from audioscope_kedro.tuning.study import (
     as_overrides,
     make_storage,
     relevant_params,

@@ -13,7 +13,7 @@ from torch.nn import functional as F
 
 from audioscope_kedro.metrics import auc_roc
 from audioscope_kedro.models.coincidence import CoincidenceModel
-from audioscope_kedro.training.batches import ClipSet
+from audioscope_kedro.data.batches import ClipSet
 
 
 def pair_batch(

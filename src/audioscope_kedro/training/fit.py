@@ -18,8 +18,8 @@ from audioscope_kedro.losses import (
 )
 from audioscope_kedro.models.audioscope import AudioScope, AudioScopeConfig
 from audioscope_kedro.models.separation import Separator
-from audioscope_kedro.training.batches import ClipSet, MoMBatch, MoMSet, random_mom_batch
-from audioscope_kedro.training.evaluation import run_on_moms, validation_figures
+from audioscope_kedro.data.batches import ClipSet, MoMBatch, MoMSet, random_mom_batch
+from audioscope_kedro.evaluation.runner import run_on_moms, validation_figures
 from audioscope_kedro.training.loop import (
     CheckpointStore,
     LoopSettings,

@@ -6,11 +6,11 @@ import logging
 
 import pandas as pd
 
-from audioscope_kedro.calibration import calibrate
+from audioscope_kedro.evaluation.calibration import calibrate
 from audioscope_kedro.data.store import ClipStore
 from audioscope_kedro.models.audioscope import AudioScope
-from audioscope_kedro.training.batches import MoMSet
-from audioscope_kedro.training.evaluation import figures_at, run_on_moms
+from audioscope_kedro.data.batches import MoMSet
+from audioscope_kedro.evaluation.runner import figures_at, run_on_moms
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ import torch
 from audioscope_kedro.data.store import ClipStore
 from audioscope_kedro.models.coincidence import CoincidenceModel
 from audioscope_kedro.models.embeddings import EmbeddingConfig
-from audioscope_kedro.training.batches import ClipSet
+from audioscope_kedro.data.batches import ClipSet
 from audioscope_kedro.training.coincidence import (
     coincidence_step,
     held_out_auc,

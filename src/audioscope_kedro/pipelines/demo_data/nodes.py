@@ -1,4 +1,4 @@
-"""Nodes of ``demo_data``: thin wrappers over :mod:`audioscope_kedro.data.demo_dataset`."""
+"""Nodes of ``demo_data``: thin wrappers over :mod:`audioscope_kedro.demo.dataset`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pandas as pd
 from tqdm.auto import tqdm
 
-from audioscope_kedro.data import demo_dataset
+from audioscope_kedro.demo import dataset as demo_dataset
 from audioscope_kedro.data.video_io import AVClip, Waveform
 
 

@@ -7,12 +7,12 @@ import logging
 import pandas as pd
 from matplotlib.figure import Figure
 
-from audioscope_kedro import reporting
-from audioscope_kedro.calibration import operating_point
+from audioscope_kedro.evaluation import report as reporting
+from audioscope_kedro.evaluation.calibration import operating_point
 from audioscope_kedro.data.store import ClipStore
 from audioscope_kedro.models.audioscope import AudioScope
-from audioscope_kedro.training.batches import MoMSet
-from audioscope_kedro.training.evaluation import Evaluation, evaluate
+from audioscope_kedro.data.batches import MoMSet
+from audioscope_kedro.evaluation.runner import Evaluation, evaluate
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from audioscope_kedro.data.store import ClipStore
 from audioscope_kedro.losses import mixit
 from audioscope_kedro.metrics import oracle_selection_si_snr
 from audioscope_kedro.models.separation import Separator, SeparatorConfig
-from audioscope_kedro.training.batches import ClipSet, MoMBatch, MoMSet, random_mom_batch
+from audioscope_kedro.data.batches import ClipSet, MoMBatch, MoMSet, random_mom_batch
 from audioscope_kedro.training.loop import (
     CheckpointStore,
     LoopSettings,

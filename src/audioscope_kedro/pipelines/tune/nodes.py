@@ -13,7 +13,7 @@ from audioscope_kedro.data.store import ClipStore
 from audioscope_kedro.models.separation import Separator
 from audioscope_kedro.training.fit import apply_tuned_params, fit_audioscope
 from audioscope_kedro.training.loop import CheckpointStore
-from audioscope_kedro.training.tuning import as_overrides, make_storage, run_worker, search_space
+from audioscope_kedro.tuning.study import as_overrides, make_storage, run_worker, search_space
 
 log = logging.getLogger(__name__)
 

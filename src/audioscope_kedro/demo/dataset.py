@@ -13,7 +13,7 @@ from functools import lru_cache, partial
 import numpy as np
 import pandas as pd
 
-from audioscope_kedro.data.demo_scenes import (
+from audioscope_kedro.demo.scenes import (
     Scene,
     SceneConfig,
     SoundBank,

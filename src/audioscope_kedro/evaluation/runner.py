@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from audioscope_kedro.calibration import (
+from audioscope_kedro.evaluation.calibration import (
     OperatingPoint,
     SelectionStats,
     calibrate,
@@ -25,7 +25,7 @@ from audioscope_kedro.calibration import (
 )
 from audioscope_kedro.losses import active_sources, mixit
 from audioscope_kedro.metrics import auc_roc, binary_selections, roc_curve, si_snr
-from audioscope_kedro.training.batches import MoMSet
+from audioscope_kedro.data.batches import MoMSet
 
 
 @dataclass

@@ -14,7 +14,7 @@ import numpy as np
 import soundfile as sf
 from matplotlib.figure import Figure
 
-from audioscope_kedro.calibration import operating_point
+from audioscope_kedro.evaluation.calibration import operating_point
 
 # Figures are built as `Figure` objects, not through pyplot: no global backend is set and no
 # figure is left open, so importing this module does not change a notebook's plotting.

@@ -1,0 +1,1 @@
+"""The synthetic demo dataset in the AudioScope release layout (scenes, rendering, lists)."""

@@ -1,0 +1,1 @@
+"""Evaluation: operating points and calibration, running a model over MoMs, the report."""
