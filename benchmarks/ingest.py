@@ -20,10 +20,10 @@ import pandas as pd
 
 from audioscope_kedro.data.clip_table import assemble_clip_table
 from audioscope_kedro.data.decode import DecodeSettings, decode_all
-from audioscope_kedro.demo.dataset import plan_scenes, release_lists, video_partitions
-from audioscope_kedro.data.lists import read_clip_list
+from audioscope_kedro.data.lists import ListKey, Split, read_clip_list
 from audioscope_kedro.data.store import ShardBatch, build_clip_store, plan_shards
 from audioscope_kedro.data.video_io import write_mp4
+from audioscope_kedro.demo.dataset import plan_scenes, release_lists, video_partitions
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "real_videos"
 SETTINGS = DecodeSettings(sample_rate=16000, fps=8.0, frame_height=64, frame_width=64)
@@ -87,7 +87,9 @@ def main() -> int:
     if (SHARED / "labels.csv").exists():
         labels = read_clip_list(SHARED / "labels.csv")
         labels = labels[labels["label"] != "no_audio"]
-        report("real videos", SHARED, assemble_clip_table({"test": labels}), args.workers)
+        report(
+            "real videos", SHARED, assemble_clip_table({ListKey(Split.TEST): labels}), args.workers
+        )
     else:
         print("real videos: ../shared/data/real_videos not found, skipped")
     with tempfile.TemporaryDirectory() as demo:

@@ -11,6 +11,8 @@ Shape contracts (B batch, M sources, T samples):
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 import torch
 import torch.nn.functional as F
 
@@ -147,7 +149,15 @@ def supervised_clip_loss(
     return torch.where(clip_label >= 0, loss, torch.zeros_like(loss))
 
 
-CLASSIFICATION_LOSSES = {
-    "exact": exact_assignment_loss,
-    "active_combinations": active_combinations_loss,
-}
+class ClassificationLoss(StrEnum):
+    """The form of the on-screen classification loss on MixIT pseudo-labels."""
+
+    EXACT = "exact"  # per-source BCE on the assignment
+    ACTIVE_COMBINATIONS = "active_combinations"  # AudioScope's: at least one is on-screen
+
+    def __call__(
+        self, logits: torch.Tensor, assignment: torch.Tensor, active: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        if self is ClassificationLoss.EXACT:
+            return exact_assignment_loss(logits, assignment, active)
+        return active_combinations_loss(logits, assignment, active)

@@ -5,8 +5,10 @@ import pytest
 
 from audioscope_kedro.data.lists import (
     MOM_COLUMNS,
+    ListKey,
     ListName,
     ListValidationError,
+    MomKind,
     find_lists,
     is_safe_relative_path,
     parse_list_name,
@@ -96,15 +98,25 @@ def test_mom_list_is_not_a_clip_list(tmp_path):
 )
 def test_release_names_round_trip(name, key):
     parsed = parse_list_name(name)
-    assert parsed is not None and parsed.key == key
-    assert ListName.from_key(parsed.prefix, key).file_name() == name
+    assert parsed is not None and str(parsed.key) == key
+    assert ListKey.parse(key) == parsed.key
+    assert ListName(parsed.prefix, ListKey.parse(key)).file_name() == name
+
+
+def test_list_key_kinds():
+    key = ListKey.parse("test_on_off_mom")
+    assert key.is_mom and key.mom_kind is MomKind.ON_OFF and key.mom_kind.has_on_screen_reference
+    assert ListKey.parse("validate_off_off_mom").mom_kind is MomKind.OFF_OFF
+    assert not ListKey.parse("train").is_mom and ListKey.parse("train").label.code == -1
+    with pytest.raises(ValueError, match="not a list key"):
+        ListKey.parse("test_sideways")
 
 
 def test_find_lists_filters_by_prefix(tmp_path):
     for name in ["filtered_train_clips.csv", "unfiltered_train_clips.csv", "notes.csv"]:
         write(tmp_path / name, "a.mp4,0,5\n")
-    assert set(find_lists(tmp_path, "filtered")) == {"train"}
-    assert set(find_lists(tmp_path, "unfiltered")) == {"train"}
+    assert set(find_lists(tmp_path, "filtered")) == {ListKey.parse("train")}
+    assert set(find_lists(tmp_path, "unfiltered")) == {ListKey.parse("train")}
 
 
 @pytest.mark.parametrize(
@@ -127,8 +139,10 @@ def test_lists_dataset_round_trip(tmp_path):
     from audioscope_kedro.datasets.lists_dataset import AudioScopeListsDataset
 
     lists = {
-        "train": pd.DataFrame({"video_path": ["a.mp4"], "start_time": [0.0], "end_time": [5.0]}),
-        "test_on_off_mom": pd.DataFrame(
+        ListKey.parse("train"): pd.DataFrame(
+            {"video_path": ["a.mp4"], "start_time": [0.0], "end_time": [5.0]}
+        ),
+        ListKey.parse("test_on_off_mom"): pd.DataFrame(
             [("a.mp4", 0.0, 5.0, "b.mp4", 0.0, 5.0)],
             columns=MOM_COLUMNS,
         ),
@@ -142,4 +156,4 @@ def test_lists_dataset_round_trip(tmp_path):
     )
     loaded = ds.load()
     assert set(loaded) == set(lists)
-    assert loaded["train"]["end_time"].tolist() == [5.0]
+    assert loaded[ListKey.parse("train")]["end_time"].tolist() == [5.0]

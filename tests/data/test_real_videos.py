@@ -5,7 +5,7 @@ import pytest
 
 from audioscope_kedro.data.clip_table import assemble_clip_table
 from audioscope_kedro.data.decode import BadClipError, DecodeSettings, decode_clip
-from audioscope_kedro.data.lists import read_clip_list
+from audioscope_kedro.data.lists import ListKey, Split, read_clip_list
 from audioscope_kedro.data.store import ClipStore, ShardBatch, build_clip_store, plan_shards
 
 pytestmark = pytest.mark.real_data
@@ -16,7 +16,7 @@ AIRPLANE = "moviepy_airplane_flyover_audio_truncated.mp4"
 def test_ingest_every_labelled_real_clip(shared_data, tmp_path):
     root = shared_data / "real_videos"
     labels = read_clip_list(root / "labels.csv")  # has a header and extra label/note columns
-    table = assemble_clip_table({"test": labels})
+    table = assemble_clip_table({ListKey(Split.TEST): labels})
     batch = ShardBatch(plan_shards(table, str(root), SETTINGS, 8), 2, SETTINGS)
     summary = build_clip_store(batch, tmp_path / "store")
     store = ClipStore(tmp_path / "store")

@@ -11,7 +11,7 @@ from audioscope_kedro.data.clip_table import (
     scan_video_folder,
 )
 from audioscope_kedro.data.decode import DecodeSettings, decode_clip
-from audioscope_kedro.data.lists import MOM_COLUMNS
+from audioscope_kedro.data.lists import MOM_COLUMNS, ListKey
 from audioscope_kedro.data.store import (
     SHARD_DIR,
     ClipStore,
@@ -137,7 +137,11 @@ def test_clip_table_merges_lists_and_keeps_labels():
         [("a.mp4", 0.0, 5.0, "c.mp4", 0.0, 5.0)],
         columns=MOM_COLUMNS,
     )
-    lists = {"test": clips, "test_onscreen": on, "test_on_off_mom": moms}
+    lists = {
+        ListKey.parse("test"): clips,
+        ListKey.parse("test_onscreen"): on,
+        ListKey.parse("test_on_off_mom"): moms,
+    }
     table = assemble_clip_table(lists)
     assert table.set_index("video_path")["label"].to_dict() == {
         "a.mp4": "onscreen",

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from audioscope_kedro.losses import exact_assignment_loss, mixit
+from audioscope_kedro.media import MediaFormat
 from audioscope_kedro.models.attention import ATTENTION_VARIANTS, AttentionConfig
 from audioscope_kedro.models.audioscope import AudioScope, AudioScopeConfig
 from audioscope_kedro.models.embeddings import EmbeddingConfig, ImageEmbedding
@@ -12,8 +13,7 @@ from audioscope_kedro.models.separation import SeparatorConfig
 
 def tiny_config(variant="sep_sa", num_sources=4, basis="learned"):
     return AudioScopeConfig(
-        sample_rate=8000,
-        fps=8.0,
+        media=MediaFormat(sample_rate=8000, fps=8.0),
         separator=SeparatorConfig(
             num_sources=num_sources,
             basis=basis,
@@ -103,13 +103,24 @@ def test_image_weights_from_local_file(tmp_path):
     cfg = EmbeddingConfig(dim=16, image_channels=(8, 16))
     net = ImageEmbedding(cfg)
     torch.save(net.state_dict(), tmp_path / "img.pt")
-    loaded = ImageEmbedding(
-        EmbeddingConfig(dim=16, image_channels=(8, 16), image_weights=str(tmp_path / "img.pt"))
-    )
+    loaded = ImageEmbedding(cfg)
+    loaded.load_weights(tmp_path / "img.pt")
     for (k, v), (_, w) in zip(net.state_dict().items(), loaded.state_dict().items(), strict=True):
         assert torch.equal(v, w), k
     with pytest.raises(FileNotFoundError, match="image_weights"):
-        ImageEmbedding(EmbeddingConfig(image_weights=str(tmp_path / "nope.pt")))
+        ImageEmbedding(cfg).load_weights(tmp_path / "nope.pt")
+
+
+def test_saved_model_loads_without_the_files_it_started_from(tmp_path):
+    """The image network's starting weights are a training input, not part of the model: a
+    model folder loads on a machine that never had them."""
+    model = AudioScope(tiny_config("pool"))
+    torch.save(model.image_embedding.state_dict(), tmp_path / "img.pt")
+    model.image_embedding.load_weights(tmp_path / "img.pt")
+    model.save(tmp_path / "m")
+    (tmp_path / "img.pt").unlink()
+    assert "image_weights" not in (tmp_path / "m" / "config.json").read_text()
+    AudioScope.load(tmp_path / "m")
 
 
 def test_config_round_trip():

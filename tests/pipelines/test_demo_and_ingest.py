@@ -11,6 +11,7 @@ from kedro.framework.startup import bootstrap_project
 
 from audioscope_kedro.data.lists import find_lists, read_clip_list, read_mom_list
 from audioscope_kedro.data.store import ClipStore
+from tests.helpers import TEST_DATA
 
 pytestmark = pytest.mark.slow
 
@@ -25,13 +26,13 @@ def run(project: Path, pipeline: str, **runtime_params) -> None:
 
 @pytest.fixture
 def demo_project(kedro_project):
-    run(kedro_project, "demo_data", demo_root="data/01_raw/demo")
+    run(kedro_project, "demo_data", demo_root=str(TEST_DATA / "01_raw/demo"))
     return kedro_project
 
 
 def test_demo_data_writes_release_layout(demo_project):
-    root = demo_project / "data/01_raw/demo"
-    lists = find_lists(root, "filtered")
+    root = demo_project / TEST_DATA / "01_raw/demo"
+    lists = {str(k): v for k, v in find_lists(root, "filtered").items()}
     assert set(lists) == {
         "train",
         "train_onscreen",
@@ -65,11 +66,11 @@ def test_ingest_after_demo(demo_project):
     run(
         demo_project,
         "ingest",
-        demo_root="data/01_raw/demo",
-        lists_dir="data/01_raw/demo",
-        video_root="data/01_raw/demo",
+        demo_root=str(TEST_DATA / "01_raw/demo"),
+        lists_dir=str(TEST_DATA / "01_raw/demo"),
+        video_root=str(TEST_DATA / "01_raw/demo"),
     )
-    store = ClipStore(demo_project / "data/03_primary/clip_store")
+    store = ClipStore(demo_project / TEST_DATA / "03_primary/clip_store")
     assert len(store) == 21 and len(store.quarantine) == 0
     assert store.settings.sample_rate == 8000
     counts = store.index.groupby(["split", "label"]).size().to_dict()
@@ -82,20 +83,22 @@ def test_ingest_after_demo(demo_project):
         assert store.audio(i).shape == (8000,) and store.audio(i).dtype == np.float32
         assert store.frames(i).shape == (4, 16, 16, 3)
     # The ground-truth stems sum to the clip's soundtrack (up to AAC coding and resampling).
-    manifest = pd.read_csv(demo_project / "data/01_raw/demo/stems.csv")
+    manifest = pd.read_csv(demo_project / TEST_DATA / "01_raw/demo/stems.csv")
     for row in store.index.itertuples():
         paths = manifest.loc[manifest.video_path == row.video_path, "stem_path"]
-        stems = [sf.read(demo_project / "data/01_raw/demo" / p, dtype="float32")[0] for p in paths]
+        stems = [
+            sf.read(demo_project / TEST_DATA / "01_raw/demo" / p, dtype="float32")[0] for p in paths
+        ]
         reference = _to_8k(np.sum(stems, axis=0))
         got = store.audio(row.clip_id)
         snr = 10 * np.log10(np.sum(reference**2) / np.sum((reference - got) ** 2))
         assert snr > 15, (row.video_path, snr)
-    moms = pd.read_parquet(demo_project / "data/02_intermediate/mom_table.parquet")
+    moms = pd.read_parquet(demo_project / TEST_DATA / "02_intermediate/mom_table.parquet")
     assert len(moms) == 12 and set(moms.kind) == {"on_off", "off_off"}
     assert set(moms.clip_id_1) | set(moms.clip_id_2) <= set(store.index.clip_id)
 
     # A second run finds every shard current and rebuilds nothing.
-    shard_dir = demo_project / "data/03_primary/clip_store/shards"
+    shard_dir = demo_project / TEST_DATA / "03_primary/clip_store/shards"
     before = {p.name: p.stat().st_mtime_ns for p in shard_dir.iterdir()}
     run(demo_project, "ingest")
     assert {p.name: p.stat().st_mtime_ns for p in shard_dir.iterdir()} == before

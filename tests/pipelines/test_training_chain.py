@@ -16,40 +16,46 @@ import pandas as pd
 import pytest
 import torch
 
-from audioscope_kedro.evaluation.calibration import OperatingPoint
 from audioscope_kedro.command import main as cli_main
-from audioscope_kedro.data.store import ClipStore
-from audioscope_kedro.models.audioscope import AudioScope, AudioScopeOutput
 from audioscope_kedro.data.batches import MoMSet
+from audioscope_kedro.data.lists import MomKind
+from audioscope_kedro.data.store import ClipStore
+from audioscope_kedro.evaluation.calibration import OperatingPoint
+from audioscope_kedro.evaluation.metric_names import Metric
 from audioscope_kedro.evaluation.runner import evaluate
+from audioscope_kedro.models.audioscope import AudioScope, AudioScopeOutput
 from tests.conftest import PROJECT_ROOT
+from tests.helpers import TEST_DATA
 from tests.pipelines.conftest import kedro_process_args
 
 pytestmark = pytest.mark.slow
+# every figure of metrics.json, raw and at the calibrated point (names from one place)
+FIGURES = [
+    Metric.ON_SCREEN_SI_SNR,
+    Metric.ON_SCREEN_SI_SNRI,
+    Metric.OFF_SCREEN_SUPPRESSION,
+    Metric.AUC_ROC,
+]
 METRIC_KEYS = {
-    "on_screen_si_snr",
-    "on_screen_si_snri",
-    "off_screen_suppression",
-    "auc_roc",
-    "calibrated_on_screen_si_snr",
-    "calibrated_on_screen_si_snri",
-    "calibrated_off_screen_suppression",
-    "calibrated_auc_roc",
-    "mixture_si_snr",
-    "oracle_si_snr",
+    *map(str, FIGURES),
+    *(m.calibrated for m in FIGURES),
+    str(Metric.MIXTURE_SI_SNR),
+    str(Metric.ORACLE_SI_SNR),
 }
 
 
 def test_chain_outputs(chain):
-    reporting = chain / "data/08_reporting"
+    reporting = chain / TEST_DATA / "08_reporting"
     metrics = json.loads((reporting / "metrics.json").read_text())
     assert set(metrics) >= METRIC_KEYS
     assert all(math.isfinite(metrics[k]) for k in METRIC_KEYS - {"auc_roc", "calibrated_auc_roc"})
     assert metrics["oracle_si_snr"] >= metrics["calibrated_on_screen_si_snr"] - 1e-6
-    model_dir = chain / "data/06_models/audioscope"
+    model_dir = chain / TEST_DATA / "06_models/audioscope"
     assert {"model.pt", "config.json", "calibration.json"} <= {p.name for p in model_dir.iterdir()}
     calibration = json.loads((model_dir / "calibration.json").read_text())
-    assert calibration["target_suppression_db"] == 15.0 and calibration["kind"] == "threshold"
+    assert (
+        calibration["target_suppression_db"] == 15.0 and calibration["point"]["kind"] == "threshold"
+    )
     curve = pd.read_csv(reporting / "train_curve.csv")
     assert curve["step"].tolist() == [4, 8] and {
         "train_mixit",
@@ -65,10 +71,10 @@ def test_chain_outputs(chain):
         coincidence["train_clips"] == 8 and coincidence["train_clips_kept"] == 8
     )  # threshold 0 in test env
     filtered = pd.read_csv(
-        chain / "data/04_feature/coincidence_filtered_train_clips.csv", header=None
+        chain / TEST_DATA / "04_feature/coincidence_filtered_train_clips.csv", header=None
     )
     assert filtered.shape == (8, 4) and filtered[3].between(0, 1).all()
-    assert (chain / "data/06_models/pretrained_separator/config.json").exists()
+    assert (chain / TEST_DATA / "06_models/pretrained_separator/config.json").exists()
 
 
 class OracleModel(torch.nn.Module):
@@ -96,11 +102,11 @@ class OracleModel(torch.nn.Module):
 
 
 def test_evaluate_perfect_estimates(chain):
-    store = ClipStore(chain / "data/03_primary/clip_store")
+    store = ClipStore(chain / TEST_DATA / "03_primary/clip_store")
     moms = MoMSet.from_table(
-        store, pd.read_parquet(chain / "data/02_intermediate/mom_table.parquet"), 1.0, "test"
+        store, pd.read_parquet(chain / TEST_DATA / "02_intermediate/mom_table.parquet"), 1.0, "test"
     )
-    model = OracleModel(moms, AudioScope.load(chain / "data/06_models/audioscope").config)
+    model = OracleModel(moms, AudioScope.load(chain / TEST_DATA / "06_models/audioscope").config)
     result = evaluate(model, moms, OperatingPoint("threshold", threshold=0.5))
     m = result.metrics
     assert m["calibrated_on_screen_si_snr"] > 60 and m["oracle_si_snr"] > 60
@@ -110,7 +116,7 @@ def test_evaluate_perfect_estimates(chain):
     assert 75 < m["on_screen_si_snr"] < 100
     # mixture SI-SNR: clip 1 against clip 1 + clip 2, computed directly
     direct = []
-    for _, batch in moms.batches(100, "on_off"):
+    for _, batch in moms.batches(100, MomKind.ON_OFF):
         from audioscope_kedro.metrics import si_snr
 
         direct.append(si_snr(batch.mixture, batch.mix1))
@@ -121,7 +127,7 @@ def test_evaluate_perfect_estimates(chain):
 
 
 def test_cli_evaluate_and_separate(chain, tmp_path, capsys):
-    demo, model = chain / "data/01_raw/demo", chain / "data/06_models/audioscope"
+    demo, model = chain / TEST_DATA / "01_raw/demo", chain / TEST_DATA / "06_models/audioscope"
     code = cli_main(
         [
             "evaluate",
@@ -141,7 +147,7 @@ def test_cli_evaluate_and_separate(chain, tmp_path, capsys):
     )
     assert code == 0
     cli_metrics = json.loads((tmp_path / "eval/metrics.json").read_text())
-    pipeline_metrics = json.loads((chain / "data/08_reporting/metrics.json").read_text())
+    pipeline_metrics = json.loads((chain / TEST_DATA / "08_reporting/metrics.json").read_text())
     for key in METRIC_KEYS:  # same model, same MoMs, same decoding: same figures
         if not math.isnan(pipeline_metrics[key]):
             assert cli_metrics[key] == pytest.approx(pipeline_metrics[key], abs=1e-4), key
@@ -174,6 +180,27 @@ def test_cli_evaluate_and_separate(chain, tmp_path, capsys):
     np.testing.assert_allclose(on + off, mixture[: on.size], atol=1e-5)  # the split is exact
 
 
+def test_stale_calibration_is_refused(chain, tmp_path):
+    """`train` and `calibrate` write their own outputs; a released folder whose calibration was
+    made for other weights (train rerun, calibrate not) is refused, by the command too."""
+    from audioscope_kedro.evaluation.calibration import CalibrationMismatchError
+    from audioscope_kedro.release import ReleasedModel
+
+    released = chain / TEST_DATA / "06_models/audioscope"
+    assert ReleasedModel.load(released).calibration is not None
+    stale = tmp_path / "stale"
+    shutil.copytree(released, stale)
+    model = AudioScope.load(stale)
+    with torch.no_grad():
+        next(model.parameters()).add_(0.01)  # "retrained"
+    model.save(stale)
+    with pytest.raises(CalibrationMismatchError, match="made for another model"):
+        ReleasedModel.load(stale)
+    video = chain / TEST_DATA / "01_raw/demo/videos/test/onscreen_00000.mp4"
+    code = cli_main(["separate", str(video), "--model", str(stale), "--out", str(tmp_path / "o")])
+    assert code == 2 and not (tmp_path / "o").exists()
+
+
 def test_notebook_runs_headless(chain):
     import nbformat
     from nbclient import NotebookClient
@@ -190,7 +217,9 @@ def test_notebook_runs_headless(chain):
         str(o) for cell in nb.cells if cell.cell_type == "code" for o in cell.get("outputs", [])
     )
     assert (
-        "calibrated_on_screen_si_snr" in outputs and "image/png" in outputs and "<audio" in outputs
+        Metric.ON_SCREEN_SI_SNR.calibrated in outputs
+        and "image/png" in outputs
+        and "<audio" in outputs
     )
 
 
@@ -210,10 +239,10 @@ def test_training_resumes_after_a_kill(chain, tmp_path):
             chain,
             copies[name],
             symlinks=True,
-            ignore=shutil.ignore_patterns("checkpoints", "audioscope"),
+            ignore=shutil.ignore_patterns("checkpoints", "audioscope", "trained_audioscope"),
         )
     kedro, env = kedro_process_args("train", params)
-    ckpt = copies["killed"] / "data/06_models/checkpoints/train"
+    ckpt = copies["killed"] / TEST_DATA / "06_models/checkpoints/train"
     proc = subprocess.Popen(
         kedro,
         cwd=copies["killed"],
@@ -231,16 +260,18 @@ def test_training_resumes_after_a_kill(chain, tmp_path):
     proc.wait()
     killed_at = max(int(p.stem[5:]) for p in ckpt.glob("step-*.pt"))
     assert 6 <= killed_at < 24, "the kill must land part-way"
-    assert not (copies["killed"] / "data/06_models/audioscope/model.pt").exists()
+    assert not (copies["killed"] / TEST_DATA / "06_models/trained_audioscope/model.pt").exists()
     for name in ("killed", "straight"):
         subprocess.run(kedro, cwd=copies[name], env=env, check=True, capture_output=True)
-    a = AudioScope.load(copies["killed"] / "data/06_models/audioscope").state_dict()
-    b = AudioScope.load(copies["straight"] / "data/06_models/audioscope").state_dict()
+    a = AudioScope.load(copies["killed"] / TEST_DATA / "06_models/trained_audioscope").state_dict()
+    b = AudioScope.load(
+        copies["straight"] / TEST_DATA / "06_models/trained_audioscope"
+    ).state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
-    curve_a = pd.read_csv(copies["killed"] / "data/08_reporting/train_curve.csv").drop(
+    curve_a = pd.read_csv(copies["killed"] / TEST_DATA / "08_reporting/train_curve.csv").drop(
         columns="steps_per_s"
     )
-    curve_b = pd.read_csv(copies["straight"] / "data/08_reporting/train_curve.csv").drop(
+    curve_b = pd.read_csv(copies["straight"] / TEST_DATA / "08_reporting/train_curve.csv").drop(
         columns="steps_per_s"
     )
     pd.testing.assert_frame_equal(curve_a, curve_b)

@@ -9,19 +9,33 @@ import subprocess
 import optuna
 import pandas as pd
 import pytest
+import yaml
 from optuna.trial import TrialState
 
-from audioscope_kedro.training.fit import apply_tuned_params
+from audioscope_kedro.parameters import parse
+from audioscope_kedro.training.audioscope import with_tuned
 from audioscope_kedro.tuning.study import (
+    TuneParams,
     as_overrides,
     make_storage,
     relevant_params,
     run_worker,
-    search_space,
 )
+from tests.conftest import PROJECT_ROOT
+from tests.helpers import TEST_DATA
 from tests.pipelines.conftest import kedro_process_args, run
 
 pytestmark = pytest.mark.slow
+
+
+def _space(entries: dict) -> dict:
+    return parse(TuneParams, {"space": entries}, "tune").space
+
+
+def base_space() -> dict:
+    """The search space of conf/base/parameters_tune.yml."""
+    tune = yaml.safe_load((PROJECT_ROOT / "conf/base/parameters_tune.yml").read_text())["tune"]
+    return _space(tune["space"])
 
 
 def test_run_worker_prunes_the_weak_trial_and_keeps_the_budget(tmp_path):
@@ -33,7 +47,7 @@ def test_run_worker_prunes_the_weak_trial_and_keeps_the_budget(tmp_path):
         sampler=optuna.samplers.RandomSampler(seed=0),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0),
     )
-    space = search_space({"x": {"low": 0.0, "high": 1.0}})
+    space = _space({"x": {"low": 0.0, "high": 1.0, "targets": ["train.x"]}})
     curves = iter([[1.0, 2.0, 3.0], [2.0, 3.0, 4.0], [0.1, 0.2, 0.3]])  # the third is weakest
 
     def objective(trial, params):
@@ -61,8 +75,15 @@ def test_duplicate_configuration_is_not_trained_twice(tmp_path):
         direction="maximize",
         sampler=optuna.samplers.RandomSampler(seed=0),
     )
-    space = search_space(
-        {"variant": ["pool"], "time_window": [4, 8]}
+    space = _space(
+        {
+            "variant": {"choices": ["pool"], "targets": ["model.attention.variant"]},
+            "time_window": {
+                "choices": [4, 8],
+                "targets": ["model.attention.time_window"],
+                "only_if": {"variant": ["sep_sa", "sep_cma"]},
+            },
+        }
     )  # time_window is irrelevant to pool
     trained = []
     run_worker(study, space, 4, lambda trial, params: trained.append(params) or 1.0, lock)
@@ -83,7 +104,8 @@ def test_overrides_and_relevant_params():
         "classification_loss": "exact",
         "num_sources": 4,
     }
-    over = as_overrides(params)
+    space = base_space()
+    over = as_overrides(params, space)
     assert over["model"]["attention"] == {
         "variant": "sep_cma",
         "layers": 2,
@@ -94,8 +116,9 @@ def test_overrides_and_relevant_params():
     assert over["model"]["embedding"] == {"dim": 32} and over["train"]["loop"] == {
         "learning_rate": 0.002
     }
-    assert "time_window" not in relevant_params({**params, "variant": "sa"})
-    train, model = apply_tuned_params(
+    assert "time_window" not in relevant_params({**params, "variant": "sa"}, space)
+    assert over["train"]["classification_loss"] == "exact"
+    train, model = with_tuned(
         {"loop": {"steps": 5, "learning_rate": 1}, "seed": 0},
         {"attention": {"variant": "pool", "dropout": 0.0}},
         over,
@@ -110,18 +133,18 @@ def test_tune_pipeline_study_and_train_takes_best(chain, tmp_path):
     project = tmp_path / "project"
     shutil.copytree(chain, project, symlinks=True)
     run(project, "tune")
-    trials = pd.read_csv(project / "data/07_model_output/tune_trials.csv")
+    trials = pd.read_csv(project / TEST_DATA / "07_model_output/tune_trials.csv")
     assert len(trials) == 3 and set(trials["state"]) <= {"COMPLETE", "PRUNED"}
     study = optuna.load_study(
         study_name="audioscope_attention",
-        storage=f"sqlite:///{project}/data/07_model_output/optuna.db",
+        storage=f"sqlite:///{project / TEST_DATA}/07_model_output/optuna.db",
     )
     assert len(study.trials) == 3
     for t in study.trials:
         assert (
             t.params["variant"] in {"pool", "sep_sa", "cma"} and t.intermediate_values
         )  # reported during training
-    best = json.loads((project / "data/07_model_output/tune_best_params.json").read_text())
+    best = json.loads((project / TEST_DATA / "07_model_output/tune_best_params.json").read_text())
     assert (
         best["value"] == study.best_value
         and best["model"]["attention"]["variant"] == study.best_params["variant"]
@@ -132,21 +155,23 @@ def test_tune_pipeline_study_and_train_takes_best(chain, tmp_path):
         len(
             optuna.load_study(
                 study_name="audioscope_attention",
-                storage=f"sqlite:///{project}/data/07_model_output/optuna.db",
+                storage=f"sqlite:///{project / TEST_DATA}/07_model_output/optuna.db",
             ).trials
         )
         == 3
     )
     # train takes the best trial's settings when asked to
     run(project, "train", train={"use_tuned_params": True})
-    config = json.loads((project / "data/06_models/audioscope/config.json").read_text())
+    config = json.loads(
+        (project / TEST_DATA / "06_models/trained_audioscope/config.json").read_text()
+    )
     assert config["attention"]["variant"] == best["model"]["attention"]["variant"]
 
 
 def test_two_workers_share_one_journal_study(chain, tmp_path):
     project = tmp_path / "project"
     shutil.copytree(chain, project, symlinks=True)
-    journal = project / "data/07_model_output/journal.log"
+    journal = project / TEST_DATA / "07_model_output/journal.log"
     params = f"tune.storage=journal:{journal},tune.n_trials=4"
     cmd, env = kedro_process_args("tune", params)
     workers = [
@@ -164,7 +189,7 @@ def test_two_workers_share_one_journal_study(chain, tmp_path):
     assert len(study.trials) == len(finished) == 4
     assert len({t.number for t in study.trials}) == 4
     trained = [
-        tuple(sorted(relevant_params(t.params).items()))
+        tuple(sorted(relevant_params(t.params, base_space()).items()))
         for t in finished
         if "duplicate_of" not in t.user_attrs
     ]

@@ -12,9 +12,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from audioscope_kedro.data.lists import ClipLabel, MomKind
 from audioscope_kedro.data.store import ClipStore
-
-LABEL_CODES = {"onscreen": 1, "offscreen": 0}
 
 
 @dataclass
@@ -65,8 +64,8 @@ class ClipSet:
     @property
     def labels(self) -> np.ndarray:
         """1 on-screen only, 0 off-screen only, -1 unlabelled (human clip labels)."""
-        raw = self.store.index["label"].iloc[self.rows]
-        return raw.map(LABEL_CODES).fillna(-1).astype(int).to_numpy()
+        raw = self.store.index["label"].iloc[self.rows].fillna("")
+        return np.array([ClipLabel(v).code for v in raw], dtype=int)
 
     def audio(
         self,
@@ -155,7 +154,7 @@ class MoMSet:
     clips: ClipSet
     first: np.ndarray  # positions in clips of clip 1
     second: np.ndarray  # positions in clips of clip 2
-    kind: np.ndarray  # "on_off", "off_off"...
+    kind: np.ndarray  # MomKind values
     mom_ids: list[str]
 
     @classmethod
@@ -179,13 +178,13 @@ class MoMSet:
     def __len__(self) -> int:
         return len(self.first)
 
-    def batches(self, batch_size: int, kind: str | None = None):
+    def batches(self, batch_size: int, kind: MomKind | None = None):
         """Yield ``(positions, MoMBatch)`` in table order, optionally one kind only."""
         idx = np.arange(len(self)) if kind is None else np.flatnonzero(self.kind == kind)
         for start in range(0, len(idx), batch_size):
             pos = idx[start : start + batch_size]
             a, b = self.first[pos], self.second[pos]
-            labels = np.where(self.kind[pos] == "on_off", 1, 0)
+            labels = np.array([MomKind(k).labels[0].code for k in self.kind[pos]], dtype=int)
             yield (
                 pos,
                 MoMBatch(

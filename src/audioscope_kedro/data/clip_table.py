@@ -8,32 +8,32 @@ import numpy as np
 import pandas as pd
 
 from audioscope_kedro.data.decode import BadClipError, probe_duration
+from audioscope_kedro.data.lists import CLIP_COLUMNS, ClipLabel, ListKey, Split
 from audioscope_kedro.data.store import clip_id
 
-CLIP_TABLE_COLUMNS = ["clip_id", "video_path", "start_time", "end_time", "split", "label"]
-_LABEL = {"on": "onscreen", "off": "offscreen"}
+CLIP_TABLE_COLUMNS = ["clip_id", *CLIP_COLUMNS, "split", "label"]
+MOM_TABLE_COLUMNS = ["mom_id", "split", "kind", "clip_id_1", "clip_id_2"]
 
 
-def _with_ids(frame: pd.DataFrame, split: str, label: str) -> pd.DataFrame:
+def _with_ids(frame: pd.DataFrame, split: Split, label: ClipLabel) -> pd.DataFrame:
     out = frame[["video_path", "start_time", "end_time"]].copy()
     out["start_time"] = out["start_time"].astype(float)
     out["end_time"] = out["end_time"].astype(float)
     out.insert(0, "clip_id", [clip_id(*r) for r in out.itertuples(index=False)])
-    out["split"], out["label"] = split, label
+    out["split"], out["label"] = str(split), str(label)
     return out
 
 
-def _mom_halves(key: str, moms: pd.DataFrame) -> list[pd.DataFrame]:
-    split, label_1, label_2, _ = key.split("_")
+def _mom_halves(key: ListKey, moms: pd.DataFrame) -> list[pd.DataFrame]:
     halves = []
-    for n, label in ((1, label_1), (2, label_2)):
-        half = moms[[f"video_path_{n}", f"start_time_{n}", f"end_time_{n}"]]
-        half.columns = ["video_path", "start_time", "end_time"]
-        halves.append(_with_ids(half, split, _LABEL[label]))
+    for n, label in ((1, key.label), (2, key.partner)):
+        half = moms[[f"{c}_{n}" for c in CLIP_COLUMNS]]
+        half.columns = CLIP_COLUMNS
+        halves.append(_with_ids(half, key.split, label))
     return halves
 
 
-def assemble_clip_table(lists: dict[str, pd.DataFrame]) -> pd.DataFrame:
+def assemble_clip_table(lists: dict[ListKey, pd.DataFrame]) -> pd.DataFrame:
     """Every distinct clip named by any list, with its split and human label.
 
     ``label`` is ``onscreen`` / ``offscreen`` for clips of the labelled lists (or of the MoM
@@ -42,11 +42,10 @@ def assemble_clip_table(lists: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """
     parts = []
     for key, frame in lists.items():
-        if key.endswith("_mom"):
+        if key.is_mom:
             parts.extend(_mom_halves(key, frame))
         else:
-            split, _, label = key.partition("_")
-            parts.append(_with_ids(frame, split, label))
+            parts.append(_with_ids(frame, key.split, key.label))
     if not parts:
         return pd.DataFrame(columns=CLIP_TABLE_COLUMNS)
     table = pd.concat(parts, ignore_index=True)
@@ -60,25 +59,25 @@ def assemble_clip_table(lists: dict[str, pd.DataFrame]) -> pd.DataFrame:
     )
 
 
-def assemble_mom_table(lists: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """One row per MoM: ``mom_id, split, kind, clip_id_1, clip_id_2`` (kind: ``on_off``...)."""
+def assemble_mom_table(lists: dict[ListKey, pd.DataFrame]) -> pd.DataFrame:
+    """One row per MoM: ``mom_id, split, kind, clip_id_1, clip_id_2`` (kind: a
+    :class:`MomKind` value)."""
     rows = []
     for key, frame in lists.items():
-        if not key.endswith("_mom"):
+        if not key.is_mom:
             continue
-        split, label_1, label_2, _ = key.split("_")
         first, second = _mom_halves(key, frame)
         for i, (a, b) in enumerate(zip(first["clip_id"], second["clip_id"], strict=True)):
             rows.append(
                 {
                     "mom_id": f"{key}_{i:06d}",
-                    "split": split,
-                    "kind": f"{label_1}_{label_2}",
+                    "split": str(key.split),
+                    "kind": str(key.mom_kind),
                     "clip_id_1": a,
                     "clip_id_2": b,
                 }
             )
-    return pd.DataFrame(rows, columns=["mom_id", "split", "kind", "clip_id_1", "clip_id_2"])
+    return pd.DataFrame(rows, columns=MOM_TABLE_COLUMNS)
 
 
 def scan_video_folder(
@@ -86,7 +85,7 @@ def scan_video_folder(
     clip_seconds: float,
     hop_seconds: float,
     extensions: list[str],
-    split: str = "train",
+    split: Split = Split.TRAIN,
     min_clip_seconds: float = 1.0,
 ) -> pd.DataFrame:
     """Cut every video under ``video_root`` into clips of ``clip_seconds`` every ``hop_seconds``.
@@ -112,4 +111,4 @@ def scan_video_folder(
         starts = np.arange(0.0, duration - clip_seconds + 1e-6, hop_seconds)
         rows.extend((rel, round(float(s), 3), round(float(s) + clip_seconds, 3)) for s in starts)
     frame = pd.DataFrame(rows, columns=["video_path", "start_time", "end_time"])
-    return _with_ids(frame, split, "")
+    return _with_ids(frame, split, ClipLabel.UNLABELLED)

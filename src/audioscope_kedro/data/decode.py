@@ -7,12 +7,14 @@ pass over the file; only the frames that are kept get converted and resized.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
+
+from audioscope_kedro.media import MediaFormat
 
 
 class BadClipError(Exception):
@@ -24,13 +26,10 @@ class BadClipError(Exception):
 
 
 @dataclass(frozen=True)
-class DecodeSettings:
-    """How clips are decoded. Part of the clip-store fingerprint: change one, re-ingest."""
+class DecodeSettings(MediaFormat):
+    """How clips are decoded: the media format they are stored in, and what to do with clips
+    that do not fit it. Part of the clip-store fingerprint: change one, re-ingest."""
 
-    sample_rate: int = 16000
-    fps: float = 8.0
-    frame_height: int = 64
-    frame_width: int = 64
     # Audio that ends before the clip does (the stream stops, or its content turns into digital
     # silence): a shortfall up to `max_pad_seconds` is padded with zeros (codecs often end a
     # few ms early); a longer one is padded when `short_audio` is "pad" and quarantined when
@@ -42,29 +41,25 @@ class DecodeSettings:
     decode_threads: int = 1
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.short_audio not in ("pad", "quarantine"):
             raise ValueError(f"short_audio must be 'pad' or 'quarantine', not {self.short_audio!r}")
-        if (
-            self.sample_rate <= 0
-            or self.fps <= 0
-            or self.frame_height <= 0
-            or self.frame_width <= 0
-        ):
-            raise ValueError("sample_rate, fps and frame size must be positive")
 
     @classmethod
     def from_params(cls, params: dict) -> DecodeSettings:
         known = {k: params[k] for k in cls.__dataclass_fields__ if k in params}
         return cls(**known)
 
-    def to_dict(self) -> dict:
-        return asdict(self)
+    @classmethod
+    def for_media(cls, media: MediaFormat, **options) -> DecodeSettings:
+        """Decode to ``media`` (e.g. a model's input format) with the given options."""
+        return cls(
+            **MediaFormat.to_dict(media.media if isinstance(media, cls) else media), **options
+        )
 
-    def num_samples(self, duration: float) -> int:
-        return int(round(duration * self.sample_rate))
-
-    def num_frames(self, duration: float) -> int:
-        return max(1, int(round(duration * self.fps)))
+    @property
+    def media(self) -> MediaFormat:
+        return MediaFormat(**{k: getattr(self, k) for k in MediaFormat.__dataclass_fields__})
 
 
 @dataclass

@@ -12,6 +12,7 @@ import math
 import posixpath
 import re
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 import pandas as pd
@@ -214,6 +215,108 @@ def read_mom_list(path: str | Path, source: str | None = None) -> pd.DataFrame:
     return _validate(frame, MomListSchema, problems, source)
 
 
+class Split(StrEnum):
+    TRAIN = "train"
+    VALIDATE = "validate"
+    TEST = "test"
+
+
+class ClipLabel(StrEnum):
+    """A human judgement of a clip, as the labelled lists carry it ("" for unlabelled)."""
+
+    ONSCREEN = "onscreen"  # every sound of the clip is on screen
+    OFFSCREEN = "offscreen"  # every sound of the clip is off screen
+    UNLABELLED = ""
+
+    @property
+    def short(self) -> str:
+        return {"onscreen": "on", "offscreen": "off", "": ""}[self.value]
+
+    @classmethod
+    def from_short(cls, short: str) -> ClipLabel:
+        return {"on": cls.ONSCREEN, "off": cls.OFFSCREEN}[short]
+
+    @property
+    def code(self) -> int:
+        """1 on-screen, 0 off-screen, -1 unlabelled: the targets of the supervised loss."""
+        return {"onscreen": 1, "offscreen": 0, "": -1}[self.value]
+
+
+class MomKind(StrEnum):
+    """What the two clips of an evaluation MoM are (frames always of clip 1)."""
+
+    ON_OFF = "on_off"  # on-screen-only clip 1 + off-screen-only clip 2 (V1)
+    OFF_OFF = "off_off"  # two off-screen-only clips: nothing on screen to keep (V1)
+
+    @classmethod
+    def of(cls, label_1: ClipLabel, label_2: ClipLabel) -> MomKind:
+        return cls(f"{label_1.short}_{label_2.short}")
+
+    @property
+    def labels(self) -> tuple[ClipLabel, ClipLabel]:
+        """The human labels of clip 1 and clip 2."""
+        first, second = self.value.split("_")
+        return ClipLabel.from_short(first), ClipLabel.from_short(second)
+
+    @property
+    def has_on_screen_reference(self) -> bool:
+        """Clip 1 is on-screen only: its soundtrack is the on-screen reference. Otherwise the
+        whole mixture is off-screen and the MoM measures suppression."""
+        return self is MomKind.ON_OFF
+
+
+@dataclass(frozen=True, order=True)
+class ListKey:
+    """Which list a file is, whatever its prefix: split, human label, and for a MoM list the
+    label of clip 2. ``str(key)`` is the short form used in logs: ``train``,
+    ``test_onscreen``, ``test_on_off_mom``."""
+
+    split: Split
+    label: ClipLabel = ClipLabel.UNLABELLED
+    partner: ClipLabel | None = None  # MoM lists only: the label of clip 2
+
+    @property
+    def is_mom(self) -> bool:
+        return self.partner is not None
+
+    @property
+    def mom_kind(self) -> MomKind:
+        if self.partner is None:
+            raise ValueError(f"{self} is not a MoM list")
+        return MomKind.of(self.label, self.partner)
+
+    def __str__(self) -> str:
+        if self.partner is not None:
+            return f"{self.split}_{self.mom_kind}_mom"
+        return f"{self.split}_{self.label}" if self.label else str(self.split)
+
+    @classmethod
+    def parse(cls, text: str) -> ListKey:
+        """Inverse of ``str``: ``"test_on_off_mom"`` -> ``ListKey(TEST, ONSCREEN, OFFSCREEN)``."""
+        parts = text.split("_")
+        try:
+            if len(parts) == 4 and parts[-1] == "mom":
+                return cls(
+                    Split(parts[0]), ClipLabel.from_short(parts[1]), ClipLabel.from_short(parts[2])
+                )
+            if len(parts) == 2:
+                return cls(Split(parts[0]), ClipLabel(parts[1]))
+            if len(parts) == 1:
+                return cls(Split(parts[0]))
+        except (KeyError, ValueError):
+            pass
+        raise ValueError(f"not a list key: {text!r}")
+
+    def file_name(self, prefix: str) -> str:
+        """The release file name, e.g. ``filtered_test_onscreen_unanimous_plus_offscreen_unanimous_mom_clips.csv``."""
+        parts = [prefix, str(self.split)]
+        if self.label:
+            parts.append(f"{self.label}_unanimous")
+        if self.partner is not None:
+            parts.append(f"plus_{self.partner}_unanimous_mom")
+        return "_".join(parts) + "_clips.csv"
+
+
 _LIST_NAME = re.compile(
     r"^(?P<prefix>[A-Za-z0-9]+)_(?P<split>train|validate|test)"
     r"(?:_(?P<label>onscreen|offscreen)_unanimous"
@@ -226,46 +329,10 @@ class ListName:
     """What the AudioScope release file name of a list says about it."""
 
     prefix: str  # "filtered" (AudioScope) or "unfiltered" (AudioScopeV2), or a user's own
-    split: str  # train | validate | test
-    label: str | None  # None (unlabelled), "onscreen" or "offscreen"
-    mom_label: str | None  # for MoM lists, the label of clip 2
-
-    @property
-    def is_mom(self) -> bool:
-        return self.mom_label is not None
-
-    @property
-    def key(self) -> str:
-        """Short name used inside the project: ``train``, ``test_onscreen``, ``test_on_off_mom``."""
-        if self.is_mom:
-            return f"{self.split}_{self.label[:-6]}_{self.mom_label[:-6]}_mom"
-        return self.split if self.label is None else f"{self.split}_{self.label}"
-
-    @classmethod
-    def from_key(cls, prefix: str, key: str) -> ListName:
-        """Inverse of :attr:`key`: ``("filtered", "test_on_off_mom")`` gives the release name."""
-        parts = key.split("_")
-        label = {
-            "on": "onscreen",
-            "off": "offscreen",
-            "onscreen": "onscreen",
-            "offscreen": "offscreen",
-        }
-        if parts[-1] == "mom" and len(parts) == 4:
-            return cls(prefix, parts[0], label[parts[1]], label[parts[2]])
-        if len(parts) == 2:
-            return cls(prefix, parts[0], label[parts[1]], None)
-        if len(parts) == 1:
-            return cls(prefix, parts[0], None, None)
-        raise ValueError(f"not a list key: {key!r}")
+    key: ListKey
 
     def file_name(self) -> str:
-        parts = [self.prefix, self.split]
-        if self.label:
-            parts.append(f"{self.label}_unanimous")
-        if self.mom_label:
-            parts.append(f"plus_{self.mom_label}_unanimous_mom")
-        return "_".join(parts) + "_clips.csv"
+        return self.key.file_name(self.prefix)
 
 
 def parse_list_name(file_name: str) -> ListName | None:
@@ -273,19 +340,21 @@ def parse_list_name(file_name: str) -> ListName | None:
     match = _LIST_NAME.match(file_name)
     if not match:
         return None
-    return ListName(
-        prefix=match["prefix"],
-        split=match["split"],
-        label=match["label"],
-        mom_label=match["label2"],
-    )
+    partner = ClipLabel(match["label2"]) if match["label2"] else None
+    key = ListKey(Split(match["split"]), ClipLabel(match["label"] or ""), partner)
+    return ListName(prefix=match["prefix"], key=key)
 
 
-def find_lists(folder: str | Path, prefix: str) -> dict[str, Path]:
-    """All lists with the given prefix in ``folder``, keyed by :attr:`ListName.key`."""
-    found: dict[str, Path] = {}
+def find_lists(folder: str | Path, prefix: str) -> dict[ListKey, Path]:
+    """All lists with the given prefix in ``folder``, keyed by :class:`ListKey`."""
+    found: dict[ListKey, Path] = {}
     for path in sorted(Path(folder).glob(f"{prefix}_*_clips.csv")):
         name = parse_list_name(path.name)
         if name is not None and name.prefix == prefix:
             found[name.key] = path
     return found
+
+
+def read_list(path: str | Path, key: ListKey, source: str | None = None) -> pd.DataFrame:
+    """The MoM or clip list reader, as ``key`` says."""
+    return (read_mom_list if key.is_mom else read_clip_list)(path, source)

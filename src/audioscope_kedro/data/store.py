@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import json
 import multiprocessing
-import os
 import shutil
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -31,6 +30,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from audioscope_kedro.atomic import atomic_path, is_temporary, write_json
 from audioscope_kedro.data.decode import BadClipError, DecodeSettings, decode_clip
 from audioscope_kedro.data.lists import is_safe_relative_path
 
@@ -106,10 +106,6 @@ def build_shard(plan: ShardPlan, shards_dir: str) -> dict:
 
     Runs in a worker process. A bad clip is recorded with its reason and the shard goes on.
     """
-    final = Path(shards_dir) / plan.name
-    tmp = Path(shards_dir) / f"{plan.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
     audio_parts: list[np.ndarray] = []
     frame_parts: list[np.ndarray] = []
     rows = []
@@ -148,19 +144,15 @@ def build_shard(plan: ShardPlan, shards_dir: str) -> dict:
     audio = np.concatenate(audio_parts) if audio_parts else np.zeros(0, np.float32)
     shape = (0, s.frame_height, s.frame_width, 3)
     frames = np.concatenate(frame_parts) if frame_parts else np.zeros(shape, np.uint8)
-    np.save(tmp / "audio.npy", audio)
-    np.save(tmp / "frames.npy", frames)
-    pd.DataFrame(rows).to_parquet(tmp / "clips.parquet", index=False)
-    (tmp / "manifest.json").write_text(
-        json.dumps({"fingerprint": plan.fingerprint, "num_clips": len(rows)})
-    )
-    if final.exists():  # a stale shard with another fingerprint: replace it
-        stale = final.with_name(f"{plan.name}.stale-{os.getpid()}")
-        final.rename(stale)
-        tmp.rename(final)
-        shutil.rmtree(stale, ignore_errors=True)
-    else:
-        tmp.rename(final)
+    # the whole shard folder is written under a temporary name: a shard exists complete or not
+    with atomic_path(Path(shards_dir) / plan.name) as tmp:
+        tmp.mkdir()
+        np.save(tmp / "audio.npy", audio)
+        np.save(tmp / "frames.npy", frames)
+        pd.DataFrame(rows).to_parquet(tmp / "clips.parquet", index=False)
+        (tmp / "manifest.json").write_text(
+            json.dumps({"fingerprint": plan.fingerprint, "num_clips": len(rows)})
+        )
     n_bad = sum(r["status"] != "ok" for r in rows)
     return {"shard": plan.name, "ok": len(rows) - n_bad, "quarantined": n_bad}
 
@@ -175,12 +167,6 @@ def shard_is_current(shards_dir: Path, plan: ShardPlan) -> bool:
         return False
 
 
-def _write_atomic(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    write(tmp)
-    tmp.replace(path)
-
-
 def build_clip_store(batch: ShardBatch, root: str | Path) -> dict:
     """Write every shard of ``batch`` that is not already current, then the index.
 
@@ -189,7 +175,7 @@ def build_clip_store(batch: ShardBatch, root: str | Path) -> dict:
     root = Path(root)
     shards_dir = root / SHARD_DIR
     shards_dir.mkdir(parents=True, exist_ok=True)
-    for leftover in shards_dir.glob("*.tmp-*"):  # from an interrupted run
+    for leftover in filter(is_temporary, shards_dir.iterdir()):  # from an interrupted run
         shutil.rmtree(leftover, ignore_errors=True)
     wanted = {p.name for p in batch.plans}
     for old in shards_dir.glob("shard-*"):
@@ -219,14 +205,13 @@ def build_clip_store(batch: ShardBatch, root: str | Path) -> dict:
     table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
     ok = table[table["status"] == "ok"].drop(columns=["status", "reason"]) if len(table) else table
     bad = table[table["status"] != "ok"] if len(table) else table
-    _write_atomic(root / INDEX_FILE, lambda p: ok.to_parquet(p, index=False))
+    with atomic_path(root / INDEX_FILE) as tmp:
+        ok.to_parquet(tmp, index=False)
     quarantine_cols = ["video_path", "start_time", "end_time", "reason"]
     bad_out = bad[quarantine_cols] if len(bad) else pd.DataFrame(columns=quarantine_cols)
-    _write_atomic(root / QUARANTINE_FILE, lambda p: bad_out.to_csv(p, index=False))
-    _write_atomic(
-        root / SETTINGS_FILE,
-        lambda p: p.write_text(json.dumps(batch.settings.to_dict(), indent=2)),
-    )
+    with atomic_path(root / QUARANTINE_FILE) as tmp:
+        bad_out.to_csv(tmp, index=False)
+    write_json(root / SETTINGS_FILE, batch.settings.to_dict())
     return {
         "shards_built": len(todo),
         "shards_skipped": skipped,

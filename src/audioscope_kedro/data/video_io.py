@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
+
+from audioscope_kedro.atomic import atomic_path
 
 AUDIO_CHUNK = 1024  # AAC frame size
 
@@ -51,9 +52,8 @@ def write_mp4(
         raise ValueError(f"frames must be uint8 [F, H, W, 3], got {frames.dtype} {frames.shape}")
     if frames.shape[1] % 2 or frames.shape[2] % 2:
         raise ValueError("H.264 with yuv420p needs even frame height and width")
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     rate = Fraction(fps).limit_denominator(1001)
-    with av.open(str(tmp), mode="w", format="mp4") as container:
+    with atomic_path(path) as tmp, av.open(str(tmp), mode="w", format="mp4") as container:
         video = container.add_stream("libx264", rate=rate)
         video.width, video.height = frames.shape[2], frames.shape[1]
         video.pix_fmt = "yuv420p"
@@ -77,4 +77,3 @@ def write_mp4(
             frame.time_base = Fraction(1, sample_rate)
             container.mux(sound.encode(frame))
         container.mux(sound.encode())
-    tmp.replace(path)

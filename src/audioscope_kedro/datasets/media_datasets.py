@@ -6,7 +6,6 @@ Used as the underlying datasets of ``partitions.PartitionedDataset`` for the dem
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ import numpy as np
 import soundfile as sf
 from kedro.io import AbstractDataset
 
+from audioscope_kedro.atomic import atomic_path
 from audioscope_kedro.data.decode import DecodeSettings, decode_clip, probe_duration
 from audioscope_kedro.data.video_io import AVClip, Waveform, write_mp4
 
@@ -64,10 +64,10 @@ class AudioDataset(AbstractDataset[Waveform, Waveform]):
         return Waveform(audio if audio.ndim == 1 else audio.mean(axis=1), sample_rate)
 
     def save(self, data: Waveform) -> None:
-        self._filepath.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self._filepath.with_name(f".{self._filepath.stem}.tmp-{os.getpid()}.wav")
-        sf.write(str(tmp), np.asarray(data.audio, np.float32), data.sample_rate, subtype="FLOAT")
-        tmp.replace(self._filepath)
+        with atomic_path(self._filepath) as tmp:
+            sf.write(
+                str(tmp), np.asarray(data.audio, np.float32), data.sample_rate, subtype="FLOAT"
+            )
 
     def _exists(self) -> bool:
         return self._filepath.exists()

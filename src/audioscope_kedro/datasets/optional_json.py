@@ -6,11 +6,12 @@ run in a project where ``tune`` never ran."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from kedro.io import AbstractDataset
+
+from audioscope_kedro.atomic import write_json
 
 
 class OptionalJSONDataset(AbstractDataset[dict, dict]):
@@ -22,10 +23,7 @@ class OptionalJSONDataset(AbstractDataset[dict, dict]):
         return json.loads(self._filepath.read_text()) if self._filepath.exists() else {}
 
     def save(self, data: dict) -> None:
-        self._filepath.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self._filepath.with_name(f".{self._filepath.name}.tmp-{os.getpid()}")
-        tmp.write_text(json.dumps(data, indent=2))
-        tmp.replace(self._filepath)
+        write_json(self._filepath, data)
 
     def _exists(self) -> bool:
         return True

@@ -13,6 +13,8 @@ from functools import lru_cache, partial
 import numpy as np
 import pandas as pd
 
+from audioscope_kedro.data.lists import MOM_COLUMNS, ClipLabel, ListKey, Split
+from audioscope_kedro.data.video_io import AVClip, Waveform
 from audioscope_kedro.demo.scenes import (
     Scene,
     SceneConfig,
@@ -20,8 +22,6 @@ from audioscope_kedro.demo.scenes import (
     make_scene,
     render_frames,
 )
-from audioscope_kedro.data.lists import MOM_COLUMNS
-from audioscope_kedro.data.video_io import AVClip, Waveform
 
 SPLITS = ("train", "validate", "test")
 KINDS = ("unlabelled", "onscreen", "offscreen")
@@ -166,15 +166,15 @@ def _stem_audio(row: dict, params: dict, j: int) -> Waveform:
     return Waveform(scene.sources[j].audio, scene.sample_rate)
 
 
-def release_lists(plan: pd.DataFrame, params: dict) -> dict[str, pd.DataFrame]:
-    """The clip, labelled and MoM lists of the demo set, keyed as in :class:`ListName`.
+def release_lists(plan: pd.DataFrame, params: dict) -> dict[ListKey, pd.DataFrame]:
+    """The clip, labelled and MoM lists of the demo set, keyed by :class:`ListKey`.
 
     MoMs: ``<split>_on_off_mom`` pairs an on-screen-only clip (frames and audio) with the audio
     of an off-screen-only clip; ``<split>_off_off_mom`` pairs two off-screen-only clips.
     """
     duration = float(params["duration"])
     rng = np.random.default_rng(int(params["seed"]) + 7)
-    lists: dict[str, pd.DataFrame] = {}
+    lists: dict[ListKey, pd.DataFrame] = {}
 
     def clip_rows(paths: list[str]) -> pd.DataFrame:
         return pd.DataFrame({"video_path": paths, "start_time": 0.0, "end_time": duration})
@@ -183,7 +183,8 @@ def release_lists(plan: pd.DataFrame, params: dict) -> dict[str, pd.DataFrame]:
         for kind in KINDS:
             paths = plan.loc[(plan.split == split) & (plan.kind == kind), "video_path"].tolist()
             if paths:
-                lists[split if kind == "unlabelled" else f"{split}_{kind}"] = clip_rows(paths)
+                label = ClipLabel.UNLABELLED if kind == "unlabelled" else ClipLabel(kind)
+                lists[ListKey(Split(split), label)] = clip_rows(paths)
         on = plan.loc[(plan.split == split) & (plan.kind == "onscreen"), "video_path"].tolist()
         off = plan.loc[(plan.split == split) & (plan.kind == "offscreen"), "video_path"].tolist()
         n_moms = int(params.get("moms_per_list", 0))
@@ -191,14 +192,16 @@ def release_lists(plan: pd.DataFrame, params: dict) -> dict[str, pd.DataFrame]:
             continue
         if on and off:
             pairs = [(on[i % len(on)], off[int(rng.integers(len(off)))]) for i in range(n_moms)]
-            lists[f"{split}_on_off_mom"] = _mom_rows(pairs, duration)
+            key = ListKey(Split(split), ClipLabel.ONSCREEN, ClipLabel.OFFSCREEN)
+            lists[key] = _mom_rows(pairs, duration)
         if len(off) >= 2:
             pairs = []
             for i in range(n_moms):
                 a = i % len(off)
                 b = (a + 1 + int(rng.integers(len(off) - 1))) % len(off)
                 pairs.append((off[a], off[b]))
-            lists[f"{split}_off_off_mom"] = _mom_rows(pairs, duration)
+            key = ListKey(Split(split), ClipLabel.OFFSCREEN, ClipLabel.OFFSCREEN)
+            lists[key] = _mom_rows(pairs, duration)
     return lists
 
 

@@ -18,46 +18,107 @@ everything is worth ``cap_db``, not an epsilon-defined infinity.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
 
 import numpy as np
 import torch
 
+from audioscope_kedro.evaluation.metric_names import Metric
 from audioscope_kedro.metrics import si_snr_from_energies
 
 EPS = 1e-8
 CAP_DB = 60.0
 
 
+class PointKind(StrEnum):
+    THRESHOLD = "threshold"  # hard selection of the sources above a probability
+    AFFINE = "affine"  # soft weights sigmoid(logit / temperature + bias)
+
+
 @dataclass(frozen=True)
 class OperatingPoint:
-    kind: str = "threshold"  # "threshold" or "affine"
+    kind: PointKind = PointKind.THRESHOLD
     threshold: float = 0.5
     temperature: float = 1.0
     bias: float = 0.0
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", PointKind(self.kind))
+
     def weights(self, logits: torch.Tensor) -> torch.Tensor:
         """``logits [..., M] -> weights [..., M]`` in [0, 1]."""
-        if self.kind == "threshold":
+        if self.kind is PointKind.THRESHOLD:
             return (torch.sigmoid(logits) > self.threshold).to(logits.dtype)
-        if self.kind == "affine":
-            return torch.sigmoid(logits / self.temperature + self.bias)
-        raise ValueError(f"unknown operating point kind {self.kind!r}")
+        return torch.sigmoid(logits / self.temperature + self.bias)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "kind": str(self.kind)}
+
+    def describe(self) -> str:
+        """In words, for reports."""
+        if self.kind is PointKind.THRESHOLD:
+            return f"keep the sources whose on-screen probability is above {self.threshold:.3f}"
+        if self.temperature == 1.0 and self.bias == 0.0:
+            return "weight each source by its on-screen probability"
+        return f"weight each source by sigmoid(logit / {self.temperature:g} + {self.bias:.3f})"
 
 
-RAW = OperatingPoint("affine", temperature=1.0, bias=0.0)  # the classifier's own probabilities
+RAW = OperatingPoint(PointKind.AFFINE, temperature=1.0, bias=0.0)  # the classifier's own output
 
 
-def operating_point(calibration: dict | None) -> OperatingPoint:
-    """The point stored in a ``calibration.json``; without one, the raw probabilities."""
-    if not calibration:
-        return RAW
-    return OperatingPoint(
-        **{k: calibration[k] for k in ("kind", "threshold", "temperature", "bias")}
-    )
+class CalibrationMismatchError(ValueError):
+    """A calibration made for another model than the one it is applied to."""
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """The content of ``calibration.json``: the operating point chosen on validation data, for
+    the model whose weights have ``model_fingerprint``."""
+
+    point: OperatingPoint
+    target_suppression_db: float
+    reached: bool  # False: no point reached the target; the strongest one was taken
+    split: str  # the MoMs it was chosen on
+    model_fingerprint: str
+    validation: dict[str, float] = field(default_factory=dict)  # figures there
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "point": self.point.to_dict(),
+            "target_suppression_db": self.target_suppression_db,
+            "reached": self.reached,
+            "split": self.split,
+            "model_fingerprint": self.model_fingerprint,
+            "validation": {str(k): float(v) for k, v in self.validation.items()},
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Calibration:
+        missing = {"point", "target_suppression_db", "model_fingerprint"} - set(data)
+        if missing:
+            raise ValueError(
+                f"calibration.json lacks {sorted(missing)} (written by an older version? "
+                "run `kedro run --pipeline calibrate` again)"
+            )
+        return cls(
+            point=OperatingPoint(**data["point"]),
+            target_suppression_db=float(data["target_suppression_db"]),
+            reached=bool(data.get("reached", True)),
+            split=str(data.get("split", "")),
+            model_fingerprint=str(data["model_fingerprint"]),
+            validation=dict(data.get("validation", {})),
+        )
+
+    def check_model(self, fingerprint: str, source: str = "calibration.json") -> None:
+        """Refuse to apply this calibration to another model's weights."""
+        if fingerprint != self.model_fingerprint:
+            raise CalibrationMismatchError(
+                f"{source} was made for another model (weights {self.model_fingerprint[:12]}, "
+                f"this model {fingerprint[:12]}): run `calibrate` for this model, or use "
+                "--threshold / --target-suppression"
+            )
 
 
 @dataclass
@@ -114,17 +175,17 @@ def weighted_suppression(
     return (10 * torch.log10((stats.mix_energy + EPS) / (est_energy + EPS))).clamp(max=cap_db)
 
 
-def candidate_points(kind: str, num: int = 199) -> list[OperatingPoint]:
+def candidate_points(kind: PointKind | str, num: int = 199) -> list[OperatingPoint]:
     """The grid searched by :func:`calibrate`: thresholds in (0, 1), or biases at a few
     temperatures (``T < 1`` sharpens)."""
-    if kind == "threshold":
+    if kind == PointKind.THRESHOLD:
         return [
-            OperatingPoint("threshold", threshold=float(t))
+            OperatingPoint(PointKind.THRESHOLD, threshold=float(t))
             for t in np.linspace(0, 1, num + 2)[1:-1]
         ]
-    if kind == "affine":
+    if kind == PointKind.AFFINE:
         return [
-            OperatingPoint("affine", temperature=float(temp), bias=float(b))
+            OperatingPoint(PointKind.AFFINE, temperature=float(temp), bias=float(b))
             for temp in (1.0, 0.5, 0.25, 0.1)
             for b in np.linspace(-10, 10, num)
         ]
@@ -146,7 +207,11 @@ def trade_off_curve(
     si = weighted_si_snr(on_stats, on_w).mean(-1)
     sup = weighted_suppression(off_stats, off_w, cap_db).mean(-1)
     return [
-        {**p.to_dict(), "on_screen_si_snr": float(a), "off_screen_suppression": float(b)}
+        {
+            **p.to_dict(),
+            str(Metric.ON_SCREEN_SI_SNR): float(a),
+            str(Metric.OFF_SCREEN_SUPPRESSION): float(b),
+        }
         for p, a, b in zip(points, si, sup, strict=True)
     ]
 
@@ -157,7 +222,7 @@ def calibrate(
     off_logits: torch.Tensor,
     off_stats: SelectionStats,
     target_db: float,
-    kind: str = "threshold",
+    kind: PointKind = PointKind.THRESHOLD,
     cap_db: float = CAP_DB,
 ) -> tuple[OperatingPoint, list[dict], bool]:
     """Best on-screen SI-SNR among the points whose suppression reaches ``target_db``.
@@ -167,9 +232,9 @@ def calibrate(
     """
     points = candidate_points(kind)
     curve = trade_off_curve(points, on_logits, on_stats, off_logits, off_stats, cap_db)
-    reaching = [i for i, row in enumerate(curve) if row["off_screen_suppression"] >= target_db]
+    reaching = [i for i, row in enumerate(curve) if row[Metric.OFF_SCREEN_SUPPRESSION] >= target_db]
     if reaching:
-        best = max(reaching, key=lambda i: curve[i]["on_screen_si_snr"])
+        best = max(reaching, key=lambda i: curve[i][Metric.ON_SCREEN_SI_SNR])
         return points[best], curve, True
-    best = max(range(len(curve)), key=lambda i: curve[i]["off_screen_suppression"])
+    best = max(range(len(curve)), key=lambda i: curve[i][Metric.OFF_SCREEN_SUPPRESSION])
     return points[best], curve, False

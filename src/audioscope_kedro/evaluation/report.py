@@ -14,7 +14,8 @@ import numpy as np
 import soundfile as sf
 from matplotlib.figure import Figure
 
-from audioscope_kedro.evaluation.calibration import operating_point
+from audioscope_kedro.evaluation.calibration import RAW, Calibration
+from audioscope_kedro.evaluation.metric_names import Metric
 
 # Figures are built as `Figure` objects, not through pyplot: no global backend is set and no
 # figure is left open, so importing this module does not change a notebook's plotting.
@@ -27,18 +28,18 @@ def trade_off_figure(
     the mixture and oracle baselines."""
     fig = Figure(figsize=(6, 4.2))
     ax = fig.subplots()
-    sup = [r["off_screen_suppression"] for r in curve]
-    si = [r["on_screen_si_snr"] for r in curve]
+    sup = [r[Metric.OFF_SCREEN_SUPPRESSION] for r in curve]
+    si = [r[Metric.ON_SCREEN_SI_SNR] for r in curve]
     ax.plot(sup, si, "-o", ms=3, label="threshold sweep")
     ax.plot(
-        [calibrated["off_screen_suppression"]],
-        [calibrated["on_screen_si_snr"]],
+        [calibrated[Metric.OFF_SCREEN_SUPPRESSION]],
+        [calibrated[Metric.ON_SCREEN_SI_SNR]],
         "r*",
         ms=14,
         label="calibrated",
     )
-    ax.axhline(baselines["oracle_si_snr"], color="g", ls="--", label="oracle selection")
-    ax.axhline(baselines["mixture_si_snr"], color="k", ls=":", label="mixture")
+    ax.axhline(baselines[Metric.ORACLE_SI_SNR], color="g", ls="--", label="oracle selection")
+    ax.axhline(baselines[Metric.MIXTURE_SI_SNR], color="k", ls=":", label="mixture")
     if target_db is not None:
         ax.axvline(target_db, color="r", ls=":", lw=1, label=f"target {target_db:g} dB")
     ax.set_xlabel("off-screen suppression (dB, off+off MoMs)")
@@ -162,7 +163,7 @@ def html_report(
 
 
 def evaluation_figures(
-    result, calibration: dict, sample_rate: int
+    result, calibration: Calibration | None, sample_rate: int
 ) -> tuple[Figure, Figure, Figure]:
     """Trade-off, ROC and examples figures of an :class:`Evaluation`."""
     m = result.metrics
@@ -170,7 +171,7 @@ def evaluation_figures(
         k.removeprefix("calibrated_"): v for k, v in m.items() if k.startswith("calibrated_")
     }
     trade = trade_off_figure(
-        result.trade_off, calibrated, m, calibration.get("target_suppression_db")
+        result.trade_off, calibrated, m, calibration.target_suppression_db if calibration else None
     )
     return (
         trade,
@@ -180,33 +181,47 @@ def evaluation_figures(
 
 
 def evaluation_report(
-    result, calibration: dict, model, split: str, train_curve: list[dict] | None = None
+    result,
+    calibration: Calibration | None,
+    model,
+    split: str,
+    train_curve: list[dict] | None = None,
 ) -> str:
     """The HTML report of an :class:`Evaluation` of ``model`` (an ``AudioScope``)."""
     config = model.config
-    trade, roc, examples = evaluation_figures(result, calibration, config.sample_rate)
+    trade, roc, examples = evaluation_figures(result, calibration, config.media.sample_rate)
     figures = {
         "trade-off: on-screen SI-SNR against off-screen suppression": figure_png(trade),
         "ROC": figure_png(roc),
         "examples": figure_png(examples),
     }
-    keys = ("train_mixit", "val_on_screen_si_snr", "val_off_screen_suppression", "val_auc_roc")
+    keys = (
+        "train_mixit",
+        Metric.ON_SCREEN_SI_SNR.validation,
+        Metric.OFF_SCREEN_SUPPRESSION.validation,
+        Metric.AUC_ROC.validation,
+    )
     if train_curve and any(k in train_curve[0] for k in keys):
         present = [k for k in keys if k in train_curve[0]]
         figures["training curves"] = figure_png(curves_figure(train_curve, present, "training"))
     notes = [
         f"model: {config.attention.variant} attention, {config.separator.num_sources} sources, "
-        f"{config.sample_rate} Hz, {sum(p.numel() for p in model.parameters()) / 1e3:.0f}k parameters",
-        f"operating point: {operating_point(calibration)}"
+        f"{config.media.sample_rate} Hz, {sum(p.numel() for p in model.parameters()) / 1e3:.0f}k parameters",
+        f"operating point: {(calibration.point if calibration else RAW).describe()}"
         + (
-            f" (calibrated to {calibration['target_suppression_db']} dB on {calibration['split']}, "
-            f"target reached: {calibration['reached']})"
+            f" (calibrated to {calibration.target_suppression_db} dB on {calibration.split}, "
+            f"target reached: {calibration.reached})"
             if calibration
             else " (no calibration.json: raw probabilities)"
         ),
-        f"evaluated on {split}: {result.metrics['num_on_off_moms']} on+off and "
-        f"{result.metrics['num_off_off_moms']} off+off MoMs",
+        f"evaluated on {split}: {result.metrics[Metric.NUM_ON_OFF_MOMS]} on+off and "
+        f"{result.metrics[Metric.NUM_OFF_OFF_MOMS]} off+off MoMs",
     ]
     return html_report(
-        "AudioScope evaluation", result.metrics, figures, result.examples, config.sample_rate, notes
+        "AudioScope evaluation",
+        result.metrics,
+        figures,
+        result.examples,
+        config.media.sample_rate,
+        notes,
     )

@@ -14,8 +14,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from audioscope_kedro.data.batches import MoMSet
+from audioscope_kedro.data.lists import MomKind
 from audioscope_kedro.evaluation.calibration import (
+    RAW,
+    Calibration,
     OperatingPoint,
+    PointKind,
     SelectionStats,
     calibrate,
     candidate_points,
@@ -23,9 +28,10 @@ from audioscope_kedro.evaluation.calibration import (
     weighted_si_snr,
     weighted_suppression,
 )
+from audioscope_kedro.evaluation.metric_names import CALIBRATION_REACHED, TUNE_OBJECTIVE, Metric
 from audioscope_kedro.losses import active_sources, mixit
 from audioscope_kedro.metrics import auc_roc, binary_selections, roc_curve, si_snr
-from audioscope_kedro.data.batches import MoMSet
+from audioscope_kedro.models.persistence import weights_fingerprint
 
 
 @dataclass
@@ -44,25 +50,27 @@ class MoMOutputs:
 
 def run_on_moms(model, moms: MoMSet, batch_size: int = 16) -> MoMOutputs:
     """Separate and classify every MoM; keeps per-example statistics, not the audio."""
-    parts: dict[str, dict[str, list]] = {k: {} for k in ("on_off", "off_off")}
+    parts: dict[MomKind, dict[str, list]] = {k: {} for k in (MomKind.ON_OFF, MomKind.OFF_OFF)}
     model.eval()
     with torch.no_grad():
         for kind in parts:
             for pos, batch in moms.batches(batch_size, kind):
                 out = model(batch.mixture, batch.frames)
                 stats = SelectionStats.from_audio(
-                    out.sources, batch.mixture, batch.mix1 if kind == "on_off" else None
+                    out.sources,
+                    batch.mixture,
+                    batch.mix1 if kind.has_on_screen_reference else None,
                 )
                 acc = parts[kind]
                 acc.setdefault("logits", []).append(out.logits)
                 acc.setdefault("stats", []).append(stats)
                 acc.setdefault("active", []).append(active_sources(out.sources))
                 acc.setdefault("ids", []).extend(moms.mom_ids[i] for i in pos)
-                if kind == "on_off":
+                if kind.has_on_screen_reference:
                     _, assignment = mixit(out.sources, batch.mix1, batch.mix2)
                     acc.setdefault("labels", []).append(assignment.bool())
                     acc.setdefault("mix_si_snr", []).append(si_snr(batch.mixture, batch.mix1))
-    on, off = parts["on_off"], parts["off_off"]
+    on, off = parts[MomKind.ON_OFF], parts[MomKind.OFF_OFF]
     if not on or not off:
         raise ValueError("evaluation needs both on+off and off+off MoMs")
     return MoMOutputs(
@@ -96,26 +104,26 @@ def source_scores_and_labels(outputs: MoMOutputs) -> tuple[np.ndarray, np.ndarra
     return scores.numpy(), labels.numpy()
 
 
-def figures_at(outputs: MoMOutputs, point: OperatingPoint) -> dict[str, float]:
+def figures_at(outputs: MoMOutputs, point: OperatingPoint) -> dict[Metric, float]:
     """Mean on-screen SI-SNR and SI-SNRi (on+off MoMs) and mean suppression (off+off MoMs)."""
     si = weighted_si_snr(outputs.on_stats, point.weights(outputs.on_logits.double()))
     sup = weighted_suppression(outputs.off_stats, point.weights(outputs.off_logits.double()))
     return {
-        "on_screen_si_snr": float(si.mean()),
-        "on_screen_si_snri": float((si - outputs.on_mixture_si_snr.double()).mean()),
-        "off_screen_suppression": float(sup.mean()),
+        Metric.ON_SCREEN_SI_SNR: float(si.mean()),
+        Metric.ON_SCREEN_SI_SNRI: float((si - outputs.on_mixture_si_snr.double()).mean()),
+        Metric.OFF_SCREEN_SUPPRESSION: float(sup.mean()),
     }
 
 
-def baselines(outputs: MoMOutputs) -> dict[str, float]:
+def baselines(outputs: MoMOutputs) -> dict[Metric, float]:
     """Mixture SI-SNR (doing nothing) and the oracle binary selection of the sources."""
     m = outputs.on_logits.shape[1]
     selections = binary_selections(m, dtype=torch.float64)
     all_weights = selections[:, None, :].expand(-1, outputs.on_logits.shape[0], -1)
     oracle = weighted_si_snr(outputs.on_stats, all_weights).amax(dim=0)
     return {
-        "mixture_si_snr": float(outputs.on_mixture_si_snr.mean()),
-        "oracle_si_snr": float(oracle.mean()),
+        Metric.MIXTURE_SI_SNR: float(outputs.on_mixture_si_snr.mean()),
+        Metric.ORACLE_SI_SNR: float(oracle.mean()),
     }
 
 
@@ -124,16 +132,16 @@ def validation_figures(outputs: MoMOutputs, target_db: float | None = None) -> d
     with ``target_db`` the on-screen SI-SNR at the point calibrated to that suppression."""
     scores, labels = source_scores_and_labels(outputs)
     row = {
-        **{f"val_{k}": v for k, v in figures_at(outputs, OperatingPoint("affine")).items()},
-        "val_auc_roc": auc_roc(scores, labels),
-        "val_oracle_si_snr": baselines(outputs)["oracle_si_snr"],
+        **{k.validation: v for k, v in figures_at(outputs, RAW).items()},
+        Metric.AUC_ROC.validation: auc_roc(scores, labels),
+        Metric.ORACLE_SI_SNR.validation: baselines(outputs)[Metric.ORACLE_SI_SNR],
     }
     if target_db is not None:
         point, _, reached = calibrate(
             outputs.on_logits, outputs.on_stats, outputs.off_logits, outputs.off_stats, target_db
         )
-        row["val_calibrated_on_screen_si_snr"] = figures_at(outputs, point)["on_screen_si_snr"]
-        row["val_calibration_reached"] = float(reached)
+        row[TUNE_OBJECTIVE] = figures_at(outputs, point)[Metric.ON_SCREEN_SI_SNR]
+        row[CALIBRATION_REACHED] = float(reached)
     return row
 
 
@@ -153,18 +161,19 @@ def evaluate(
     outputs = run_on_moms(model, moms, batch_size)
     scores, labels = source_scores_and_labels(outputs)
     auc = auc_roc(scores, labels)
-    raw = figures_at(outputs, OperatingPoint("affine"))
+    raw = figures_at(outputs, RAW)
     calibrated = figures_at(outputs, point)
     metrics = {
         **raw,
-        "auc_roc": auc,
-        **{f"calibrated_{k}": v for k, v in calibrated.items()},
+        Metric.AUC_ROC: auc,
+        **{k.calibrated: v for k, v in calibrated.items()},
         # the ranking of sources, hence AUC, is the same at any monotonic operating point
-        "calibrated_auc_roc": auc,
+        Metric.AUC_ROC.calibrated: auc,
         **baselines(outputs),
-        "num_on_off_moms": len(outputs.on_ids),
-        "num_off_off_moms": len(outputs.off_ids),
+        Metric.NUM_ON_OFF_MOMS: len(outputs.on_ids),
+        Metric.NUM_OFF_OFF_MOMS: len(outputs.off_ids),
     }
+    metrics = {str(k): v for k, v in metrics.items()}  # plain keys: JSON and pandas
     curve = trade_off_curve(
         candidate_points("threshold", 49),
         outputs.on_logits,
@@ -174,7 +183,7 @@ def evaluate(
     )
     examples = []
     with torch.no_grad():
-        for pos, batch in moms.batches(n_examples, "on_off"):
+        for pos, batch in moms.batches(n_examples, MomKind.ON_OFF):
             out = model(batch.mixture, batch.frames)
             calibrated_on = (point.weights(out.logits).unsqueeze(-1) * out.sources).sum(1)
             for k in range(len(pos)):
@@ -191,3 +200,46 @@ def evaluate(
                 )
             break
     return Evaluation(metrics, curve, roc_curve(scores, labels), examples)
+
+
+@dataclass(frozen=True)
+class CalibrateParams:
+    """The ``calibrate`` parameter block."""
+
+    target_suppression_db: float = 15.0  # a constant probability of 0.5 already gives 6.02 dB
+    kind: PointKind = PointKind.THRESHOLD
+    validation_split: str = "validate"
+    batch_size: int = 16
+
+
+@dataclass(frozen=True)
+class EvaluateParams:
+    """The ``evaluate`` parameter block."""
+
+    test_split: str = "test"
+    batch_size: int = 16
+    examples: int = 3  # MoMs shown with spectrograms and audio players in the report
+
+
+def calibrate_model(model, moms: MoMSet, params: CalibrateParams) -> tuple[Calibration, list[dict]]:
+    """The operating point of ``model`` that reaches the target suppression on ``moms`` (the
+    validation MoMs), for these weights; and the whole trade-off curve searched."""
+    outputs = run_on_moms(model, moms, params.batch_size)
+    target = float(params.target_suppression_db)
+    point, curve, reached = calibrate(
+        outputs.on_logits,
+        outputs.on_stats,
+        outputs.off_logits,
+        outputs.off_stats,
+        target,
+        params.kind,
+    )
+    calibration = Calibration(
+        point=point,
+        target_suppression_db=target,
+        reached=reached,
+        split=params.validation_split,
+        model_fingerprint=weights_fingerprint(model),
+        validation={str(k): v for k, v in figures_at(outputs, point).items()},
+    )
+    return calibration, curve

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from audioscope_kedro.media import MediaFormat
 from audioscope_kedro.models.attention import AttentionConfig, build_attention
 from audioscope_kedro.models.embeddings import AudioEmbedding, EmbeddingConfig, ImageEmbedding
 from audioscope_kedro.models.persistence import load_model, save_model
@@ -25,11 +26,8 @@ from audioscope_kedro.models.separation import Separator, SeparatorConfig
 
 @dataclass
 class AudioScopeConfig:
-    # what the input must look like: the clip store's decode settings at training time
-    sample_rate: int = 16000
-    fps: float = 8.0
-    frame_height: int = 64
-    frame_width: int = 64
+    # what the input must look like: the clip store's media format at training time
+    media: MediaFormat = field(default_factory=MediaFormat)
     clip_seconds: float = 5.0
     separator: SeparatorConfig = field(default_factory=SeparatorConfig)
     embedding: EmbeddingConfig = field(default_factory=EmbeddingConfig)
@@ -46,11 +44,11 @@ class AudioScopeConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> AudioScopeConfig:
+        media = data.get("media")
+        if media is None:  # config.json written before the media format had its own record
+            media = {k: data[k] for k in MediaFormat.__dataclass_fields__ if k in data}
         return cls(
-            sample_rate=data.get("sample_rate", 16000),
-            fps=data.get("fps", 8.0),
-            frame_height=data.get("frame_height", 64),
-            frame_width=data.get("frame_width", 64),
+            media=MediaFormat(**media),
             clip_seconds=data.get("clip_seconds", 5.0),
             separator=SeparatorConfig(**data.get("separator", {})),
             embedding=EmbeddingConfig.from_dict(data.get("embedding", {})),

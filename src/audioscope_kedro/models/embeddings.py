@@ -4,7 +4,7 @@
   pooled onto the video time axis so the two modalities align).
 - ``ImageEmbedding``: ``frames [B, F, H, W, 3]`` (uint8 or float in [0, 1]) ``-> [B, F, P, D]``
   with ``P = h * w`` spatial positions. A small MobileNet-style CNN trained from scratch;
-  ``weights`` may name a local ``state_dict`` file (nothing is downloaded).
+  training may start it from a local ``state_dict`` file (nothing is downloaded).
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ class EmbeddingConfig:
     audio_hop: int = 128
     audio_channels: int = 64
     image_channels: tuple[int, ...] = (16, 32, 64)  # one stride-2 stage each
-    image_weights: str | None = None  # local state_dict of ImageEmbedding, optional
     # Give the image network each frame's difference from the previous frame as 3 more input
     # channels: what moves or brightens with a sound stands out (sync is the strongest cue).
     motion_features: bool = True
@@ -32,6 +31,7 @@ class EmbeddingConfig:
     @classmethod
     def from_dict(cls, data: dict) -> EmbeddingConfig:
         data = dict(data)
+        data.pop("image_weights", None)  # config.json of older versions: now a training option
         if "image_channels" in data:  # JSON and YAML give lists
             data["image_channels"] = tuple(data["image_channels"])
         return cls(**data)
@@ -91,11 +91,14 @@ class ImageEmbedding(nn.Module):
             layers.append(_separable(c_in, c_out, stride=2))
         layers.append(nn.Conv2d(chans[-1], config.dim, 1))
         self.net = nn.Sequential(*layers)
-        if config.image_weights:
-            path = Path(config.image_weights)
-            if not path.exists():
-                raise FileNotFoundError(f"image_weights: no file at {path}")
-            self.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+
+    def load_weights(self, path: str | Path) -> None:
+        """Start from a local ``state_dict`` of this network (pre-trained elsewhere). Called by
+        training, never by the constructor: a saved model must load on a machine without it."""
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"image_weights: no file at {path}")
+        self.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         b, f, h, w, _ = frames.shape

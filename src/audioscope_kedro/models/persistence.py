@@ -6,11 +6,14 @@ mismatched parameters."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from audioscope_kedro.atomic import atomic_path, write_json
 
 WEIGHTS_FILE = "model.pt"
 CONFIG_FILE = "config.json"
@@ -40,13 +43,9 @@ def kind_of(module: nn.Module) -> str:
 def save_model(module: nn.Module, folder: str | Path) -> None:
     """Write ``model.pt`` and ``config.json`` into ``folder``, each under a temporary name first."""
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    config = dataclasses.asdict(module.config)
-    tmp_w, tmp_c = folder / f".{WEIGHTS_FILE}.tmp", folder / f".{CONFIG_FILE}.tmp"
-    torch.save(module.state_dict(), tmp_w)
-    tmp_c.write_text(json.dumps({"kind": kind_of(module), **config}, indent=2))
-    tmp_w.replace(folder / WEIGHTS_FILE)
-    tmp_c.replace(folder / CONFIG_FILE)
+    with atomic_path(folder / WEIGHTS_FILE) as tmp:
+        torch.save(module.state_dict(), tmp)
+    write_json(folder / CONFIG_FILE, {"kind": kind_of(module), **dataclasses.asdict(module.config)})
 
 
 def load_model(folder: str | Path, kind: str | None = None, map_location: str = "cpu") -> nn.Module:
@@ -64,6 +63,15 @@ def load_model(folder: str | Path, kind: str | None = None, map_location: str = 
     check_state_dict(module, state, str(folder))
     module.load_state_dict(state)
     return module.eval()
+
+
+def weights_fingerprint(module: nn.Module) -> str:
+    """Identity of a module's weights: a calibration or a resumed run refers to it."""
+    digest = hashlib.sha1()
+    for name, tensor in module.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
 
 
 def check_state_dict(model: nn.Module, state: dict, source: str) -> None:

@@ -8,18 +8,16 @@ step and the curve so far, and is written under a temporary name, then renamed.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
+
+from audioscope_kedro.training.checkpoints import CheckpointStore, code_fingerprint
 
 
 @dataclass
@@ -33,10 +31,6 @@ class LoopSettings:
     validate_every: int = 100
     keep_checkpoints: int = 2
 
-    @classmethod
-    def from_params(cls, params: dict) -> LoopSettings:
-        return cls(**{k: params[k] for k in cls.__dataclass_fields__ if k in params})
-
     def lr(self, step: int) -> float:
         warm = min(1.0, (step + 1) / max(1, self.warmup_steps))
         progress = min(1.0, step / max(1, self.steps))
@@ -46,69 +40,11 @@ class LoopSettings:
         return self.learning_rate * warm * cosine
 
 
-class CheckpointStore:
-    """``step-0000100.pt`` files in a folder; the newest complete one is the resume point."""
-
-    def __init__(self, folder: str | Path):
-        self.folder = Path(folder)
-
-    def paths(self) -> list[Path]:
-        return sorted(self.folder.glob("step-*.pt")) if self.folder.exists() else []
-
-    def latest(self) -> dict | None:
-        for path in reversed(self.paths()):
-            try:
-                return torch.load(path, map_location="cpu", weights_only=True)
-            except Exception:  # noqa: BLE001 - a damaged file: fall back to the one before
-                continue
-        return None
-
-    def save(self, step: int, state: dict, keep: int = 2) -> Path:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        final = self.folder / f"step-{step:07d}.pt"
-        tmp = self.folder / f".step-{step:07d}.pt.tmp-{os.getpid()}"
-        torch.save(state, tmp)
-        tmp.replace(final)
-        for old in self.paths()[:-keep]:
-            old.unlink(missing_ok=True)
-        return final
-
-    def clear(self) -> None:
-        for path in self.paths():
-            path.unlink()
-
-
-def config_fingerprint(*parts) -> str:
-    """Identity of a run's configuration: checkpoints of another one are not resumed from."""
-    return hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def code_fingerprint() -> str:
-    """Identity of this package's source: a checkpoint written by other code is not resumed
-    from (after an edit, `dvc repro` must retrain, not pick up the old final checkpoint)."""
-    digest = hashlib.sha1()
-    package = Path(__file__).resolve().parents[1]
-    for path in sorted(package.rglob("*.py")):
-        digest.update(path.relative_to(package).as_posix().encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
-
-
-def state_fingerprint(module: nn.Module) -> str:
-    """Identity of a module's weights (e.g. the pre-trained separator a run starts from)."""
-    digest = hashlib.sha1()
-    for name, tensor in module.state_dict().items():
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()
-
-
 StepFn = Callable[[nn.Module, object], tuple[torch.Tensor, dict[str, float]]]
 
 
 def train_loop(
     model: nn.Module,
-    optimizer: torch.optim.Optimizer,
     step_fn: StepFn,
     make_batch: Callable[[int], object],
     settings: LoopSettings,
@@ -117,13 +53,18 @@ def train_loop(
     desc: str = "train",
     fingerprint: str = "",
     on_validate: Callable[[int, dict], None] | None = None,
+    code_version: str | None = None,
 ) -> list[dict]:
     """Run (or resume) training to ``settings.steps``; returns the curve: one row per
     validation with the step, the mean training logs since the last row and the validation
     figures. ``fingerprint`` identifies the run's configuration: a checkpoint of another
     configuration is not resumed from (it is reported and ignored). ``on_validate(step, row)``
-    is called after each validation (Optuna reports and prunes there)."""
-    fingerprint = f"{fingerprint}:{code_fingerprint()}"
+    is called after each validation (Optuna reports and prunes there). ``code_version``
+    identifies the source code the run depends on (default: the whole package), so that a
+    checkpoint written by other code is not resumed from. The optimiser is Adam; its
+    learning rate follows ``settings.lr(step)``."""
+    fingerprint = f"{fingerprint}:{code_version or code_fingerprint()}"
+    optimizer = torch.optim.Adam(model.parameters(), lr=settings.learning_rate)
     start, curve = 0, []
     sums: dict[str, float] = {}
     count = 0

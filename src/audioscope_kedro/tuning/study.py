@@ -12,13 +12,35 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import optuna
+import pandas as pd
 from filelock import FileLock
-from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
 from optuna.trial import TrialState
+
+from audioscope_kedro.data.store import ClipStore
+from audioscope_kedro.evaluation.metric_names import TUNE_OBJECTIVE
+from audioscope_kedro.models.separation import Separator
+from audioscope_kedro.parameters import merge, parse
+from audioscope_kedro.training.audioscope import (
+    TrainParams,
+    fit_audioscope,
+    model_config,
+    with_tuned,
+)
+from audioscope_kedro.training.checkpoints import CheckpointStore
 
 log = logging.getLogger(__name__)
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -39,46 +61,66 @@ def make_storage(spec: str) -> tuple[str | optuna.storages.BaseStorage, Path | N
     return spec, None
 
 
-def search_space(space: dict) -> dict[str, optuna.distributions.BaseDistribution]:
-    """Distributions from the ``tune.space`` parameters: a list is categorical; ``{low, high}``
-    is a range (``log: true`` for learning rates; integers give an integer range)."""
-    out = {}
-    for name, spec in space.items():
-        if isinstance(spec, list):
-            out[name] = CategoricalDistribution(spec)
-        elif isinstance(spec["low"], int) and isinstance(spec["high"], int) and not spec.get("log"):
-            out[name] = IntDistribution(spec["low"], spec["high"])
-        else:
-            out[name] = FloatDistribution(
-                float(spec["low"]), float(spec["high"]), log=bool(spec.get("log"))
-            )
-    return out
+@dataclass(frozen=True)
+class SearchDimension:
+    """One entry of ``tune.space``: what to sample and where the value goes.
+
+    ``choices`` (categorical) or ``low``/``high`` (a range; ``log`` for learning rates;
+    integers give an integer range). ``targets`` are dotted paths into the ``train`` and
+    ``model`` parameter blocks (one value may set several, e.g. the attention and embedding
+    widths). ``only_if`` names other dimensions and the values for which this one matters
+    (``time_window`` only for the separable variants); otherwise it is dropped from the trial
+    and does not make two trials different.
+    """
+
+    targets: tuple[str, ...]
+    choices: tuple[Any, ...] | None = None
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    only_if: dict[str, list[Any]] | None = None
+
+    def __post_init__(self) -> None:
+        if (self.choices is None) == (self.low is None or self.high is None):
+            raise ValueError("a tune.space entry takes either choices or low and high")
+        for target in self.targets:
+            if target.split(".")[0] not in ("train", "model"):
+                raise ValueError(f"tune.space target {target!r} must start with train. or model.")
+
+    def distribution(self) -> optuna.distributions.BaseDistribution:
+        if self.choices is not None:
+            return CategoricalDistribution(list(self.choices))
+        if isinstance(self.low, int) and isinstance(self.high, int) and not self.log:
+            return IntDistribution(self.low, self.high)
+        return FloatDistribution(float(self.low), float(self.high), log=self.log)
 
 
-def relevant_params(params: dict) -> dict:
-    """The hyper-parameters that belong to the sampled variant: ``time_window`` only matters to
-    the separable variants, so the others drop it (and do not count as different trials)."""
+def search_space(space: dict[str, SearchDimension]) -> dict[str, BaseDistribution]:
+    """Optuna distributions of the ``tune.space`` entries."""
+    return {name: dim.distribution() for name, dim in space.items()}
+
+
+def relevant_params(params: dict, space: dict[str, SearchDimension]) -> dict:
+    """The sampled values that matter for this trial (see ``SearchDimension.only_if``)."""
     out = dict(params)
-    if not str(out.get("variant", "")).startswith("sep_"):
-        out.pop("time_window", None)
+    for name, dim in space.items():
+        if dim.only_if and any(params.get(k) not in v for k, v in dim.only_if.items()):
+            out.pop(name, None)
     return out
 
 
-def as_overrides(params: dict) -> dict:
-    """A trial's parameters as ``train`` and ``model`` overrides (the format of best params)."""
-    p = relevant_params(params)
-    attention = {k: p[k] for k in ("variant", "layers", "heads", "dim", "time_window") if k in p}
-    model: dict = {"attention": attention}
-    if "dim" in p:
-        model["embedding"] = {"dim": p["dim"]}
-    if "num_sources" in p:
-        model["separator"] = {"num_sources": p["num_sources"]}
-    train: dict = {}
-    if "learning_rate" in p:
-        train["loop"] = {"learning_rate": p["learning_rate"]}
-    if "classification_loss" in p:
-        train["classification_loss"] = p["classification_loss"]
-    return {"model": model, "train": train}
+def as_overrides(params: dict, space: dict[str, SearchDimension]) -> dict:
+    """A trial's values as ``{"train": {...}, "model": {...}}`` overrides (the format of
+    ``tune_best_params.json``)."""
+    out: dict = {"train": {}, "model": {}}
+    for name, value in relevant_params(params, space).items():
+        for target in space[name].targets:
+            *path, leaf = target.split(".")
+            node = out
+            for part in path:
+                node = node.setdefault(part, {})
+            node[leaf] = value
+    return out
 
 
 def _budget_lock(lock_path: Path | None):
@@ -87,7 +129,7 @@ def _budget_lock(lock_path: Path | None):
 
 def run_worker(
     study: optuna.Study,
-    space: dict[str, optuna.distributions.BaseDistribution],
+    space_spec: dict[str, SearchDimension],
     n_trials: int,
     objective: Callable[[optuna.Trial, dict], float],
     lock_path: Path | None,
@@ -100,13 +142,13 @@ def run_worker(
             taken = len(study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.RUNNING)))
             if taken >= n_trials:
                 return ran
-            trial = study.ask(space)
-        params = relevant_params(trial.params)
+            trial = study.ask(search_space(space_spec))
+        params = relevant_params(trial.params, space_spec)
         duplicate = next(
             (
                 t
                 for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                if relevant_params(t.params) == params
+                if relevant_params(t.params, space_spec) == params
             ),
             None,
         )
@@ -125,3 +167,98 @@ def run_worker(
         else:
             study.tell(trial, value)
         ran += 1
+
+
+@dataclass(frozen=True)
+class PrunerParams:
+    n_startup_trials: int = 2  # trials that are never pruned
+    n_warmup_steps: int = 100  # no pruning before this training step
+
+
+@dataclass(frozen=True)
+class TuneParams:
+    """The ``tune`` parameter block."""
+
+    space: dict[str, SearchDimension]
+    study_name: str = "audioscope_attention"
+    # sqlite:///<file> (one process), journal:<file> (several processes on one machine), or a
+    # database URL such as postgresql://user@host/db (several machines)
+    storage: str = "sqlite:///data/07_model_output/optuna.db"
+    n_trials: int = 10  # in the whole study, shared by all workers
+    seed: int = 0
+    n_startup_trials: int = 5  # random trials before TPE takes over
+    pruner: PrunerParams = field(default_factory=PrunerParams)
+    train_overrides: dict[str, Any] = field(default_factory=dict)  # each trial trains shorter
+
+
+def run_study(
+    clip_store: ClipStore,
+    mom_table: pd.DataFrame,
+    coincidence_scores: pd.DataFrame,
+    pretrained_separator: Separator,
+    params: TuneParams,
+    train_params: dict[str, Any],
+    model_params: dict[str, Any],
+    clip_seconds: float,
+) -> tuple[pd.DataFrame, dict]:
+    """Run this worker's share of the study; returns the trials table and the best trial in
+    the format ``train.use_tuned_params`` reads (empty when no trial completed)."""
+    storage, lock = make_storage(params.storage)
+    # One process on SQLite: the seed alone decides the samples. Several processes on a journal
+    # or a database: each also mixes in its process id, or they would all sample the same.
+    seed = (
+        params.seed if params.storage.startswith("sqlite") else params.seed * 100_003 + os.getpid()
+    )
+    study = optuna.create_study(
+        study_name=params.study_name,
+        storage=storage,
+        load_if_exists=True,
+        direction="maximize",
+        sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=params.n_startup_trials),
+        pruner=optuna.pruners.MedianPruner(
+            n_startup_trials=params.pruner.n_startup_trials,
+            n_warmup_steps=params.pruner.n_warmup_steps,
+        ),
+    )
+    base_train = merge(train_params, params.train_overrides)
+
+    def objective(trial: optuna.Trial, sampled: dict) -> float:
+        train_p, model_p = with_tuned(base_train, model_params, as_overrides(sampled, params.space))
+        config = model_config(model_p, clip_store, clip_seconds)
+        settings = parse(TrainParams, train_p, "train")
+        if config.separator.num_sources != pretrained_separator.config.num_sources:
+            settings = replace(settings, init_from_pretrained=False)  # no pre-trained one with M
+
+        def report(step: int, row: dict) -> None:
+            trial.report(row[TUNE_OBJECTIVE], step)
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"trial {trial.number} pruned at step {step}")
+
+        with tempfile.TemporaryDirectory() as folder:
+            _, curve = fit_audioscope(
+                clip_store,
+                mom_table,
+                coincidence_scores,
+                pretrained_separator,
+                CheckpointStore(folder),
+                settings,
+                config,
+                on_validate=report,
+                desc=f"trial {trial.number}",
+            )
+        return float(curve[TUNE_OBJECTIVE].iloc[-1])
+
+    ran = run_worker(study, params.space, params.n_trials, objective, lock)
+    log.info("this worker ran %d trials; the study has %d", ran, len(study.trials))
+    trials = study.trials_dataframe()
+    complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    if not complete:
+        return trials, {}
+    best = max(complete, key=lambda t: t.value)
+    return trials, {
+        "trial": best.number,
+        "value": best.value,
+        "objective": TUNE_OBJECTIVE,
+        "params": best.params,
+        **as_overrides(best.params, params.space),
+    }

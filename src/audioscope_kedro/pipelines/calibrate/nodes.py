@@ -1,4 +1,5 @@
-"""Nodes of ``calibrate``: the operating point that reaches a target off-screen suppression."""
+"""Nodes of ``calibrate``: the operating point that reaches a target off-screen suppression,
+and the released model folder (weights, config and the calibration made for them)."""
 
 from __future__ import annotations
 
@@ -6,42 +7,36 @@ import logging
 
 import pandas as pd
 
-from audioscope_kedro.evaluation.calibration import calibrate
-from audioscope_kedro.data.store import ClipStore
-from audioscope_kedro.models.audioscope import AudioScope
 from audioscope_kedro.data.batches import MoMSet
-from audioscope_kedro.evaluation.runner import figures_at, run_on_moms
+from audioscope_kedro.data.store import ClipStore
+from audioscope_kedro.evaluation.calibration import Calibration
+from audioscope_kedro.evaluation.runner import CalibrateParams, calibrate_model
+from audioscope_kedro.models.audioscope import AudioScope
+from audioscope_kedro.parameters import parse
+from audioscope_kedro.release import ReleasedModel
 
 log = logging.getLogger(__name__)
 
 
-def calibrate_model(
+def calibrate_trained_model(
     model: AudioScope, clip_store: ClipStore, mom_table: pd.DataFrame, params: dict
-) -> tuple[dict, pd.DataFrame]:
-    """Search the operating points on the validation MoMs; returns ``calibration.json`` (the
-    point, the target, whether it was reached, the validation figures there) and the curve."""
-    moms = MoMSet.from_table(clip_store, mom_table, model.config.clip_seconds, params["split"])
-    outputs = run_on_moms(model, moms, params["batch_size"])
-    target = float(params["target_suppression_db"])
-    point, curve, reached = calibrate(
-        outputs.on_logits,
-        outputs.on_stats,
-        outputs.off_logits,
-        outputs.off_stats,
-        target,
-        params["kind"],
+) -> tuple[Calibration, pd.DataFrame]:
+    """``calibration.json`` (the point, the target, whether it was reached, the validation
+    figures there, the model's fingerprint) and the trade-off curve searched."""
+    settings = parse(CalibrateParams, params, "calibrate")
+    moms = MoMSet.from_table(
+        clip_store, mom_table, model.config.clip_seconds, settings.validation_split
     )
-    if not reached:
+    calibration, curve = calibrate_model(model, moms, settings)
+    if not calibration.reached:
         log.warning(
             "calibration: no operating point reaches %.1f dB of suppression; using the strongest",
-            target,
+            settings.target_suppression_db,
         )
-    calibration = {
-        **point.to_dict(),
-        "target_suppression_db": target,
-        "reached": reached,
-        "split": params["split"],
-        "validation": figures_at(outputs, point),
-    }
-    log.info("calibration: %s", calibration)
+    log.info("calibration: %s", calibration.to_json())
     return calibration, pd.DataFrame(curve)
+
+
+def assemble_release(model: AudioScope, calibration: Calibration) -> ReleasedModel:
+    """The released model folder; refuses a calibration made for other weights."""
+    return ReleasedModel.assemble(model, calibration)

@@ -8,13 +8,18 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             node(
                 train_coincidence_model,
-                ["clip_store", "coincidence_checkpoints", "params:coincidence"],
+                [
+                    "clip_store",
+                    "coincidence_checkpoints",
+                    "params:coincidence",
+                    "params:clip_seconds",
+                ],
                 ["coincidence_model", "coincidence_curve"],
                 name="train_coincidence_model",
             ),
             node(
                 score_and_filter_clips,
-                ["clip_store", "coincidence_model", "params:coincidence"],
+                ["clip_store", "coincidence_model", "params:coincidence", "params:clip_seconds"],
                 ["coincidence_scores", "coincidence_filtered_clips", "coincidence_report"],
                 name="score_and_filter_clips",
             ),

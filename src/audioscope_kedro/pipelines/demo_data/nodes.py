@@ -7,17 +7,26 @@ from collections.abc import Callable
 import pandas as pd
 from tqdm.auto import tqdm
 
-from audioscope_kedro.demo import dataset as demo_dataset
+from audioscope_kedro.data.lists import ListKey
 from audioscope_kedro.data.video_io import AVClip, Waveform
+from audioscope_kedro.demo import dataset as demo_dataset
 
 
-def plan_demo_scenes(params: dict) -> pd.DataFrame:
+def _with_duration(params: dict, clip_seconds: float) -> dict:
+    # every demo video is one clip of the project's clip length
+    return {**params, "duration": float(clip_seconds)}
+
+
+def plan_demo_scenes(params: dict, clip_seconds: float) -> pd.DataFrame:
     """Which scenes to make: one row per clip with its split, kind, seed and source counts."""
-    return demo_dataset.plan_scenes(params)
+    return demo_dataset.plan_scenes(_with_duration(params, clip_seconds))
 
 
-def render_demo_videos(scene_plan: pd.DataFrame, params: dict) -> dict[str, Callable[[], AVClip]]:
+def render_demo_videos(
+    scene_plan: pd.DataFrame, params: dict, clip_seconds: float
+) -> dict[str, Callable[[], AVClip]]:
     """Lazy ``.mp4`` partitions; each is rendered and encoded when the catalog saves it."""
+    params = _with_duration(params, clip_seconds)
     progress = tqdm(total=len(scene_plan), desc="demo videos", unit="clip")
 
     def tick() -> None:
@@ -29,12 +38,14 @@ def render_demo_videos(scene_plan: pd.DataFrame, params: dict) -> dict[str, Call
 
 
 def render_demo_stems(
-    scene_plan: pd.DataFrame, params: dict
+    scene_plan: pd.DataFrame, params: dict, clip_seconds: float
 ) -> tuple[dict[str, Callable[[], Waveform]], pd.DataFrame]:
     """Lazy per-source ground-truth ``.wav`` stems and the stem manifest."""
-    return demo_dataset.stems_and_manifest(scene_plan, params)
+    return demo_dataset.stems_and_manifest(scene_plan, _with_duration(params, clip_seconds))
 
 
-def make_demo_lists(scene_plan: pd.DataFrame, params: dict) -> dict[str, pd.DataFrame]:
+def make_demo_lists(
+    scene_plan: pd.DataFrame, params: dict, clip_seconds: float
+) -> dict[ListKey, pd.DataFrame]:
     """Clip, labelled and MoM lists, saved under the public AudioScope file names."""
-    return demo_dataset.release_lists(scene_plan, params)
+    return demo_dataset.release_lists(scene_plan, _with_duration(params, clip_seconds))

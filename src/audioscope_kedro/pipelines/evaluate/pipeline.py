@@ -8,19 +8,19 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             node(
                 evaluate_model,
-                ["audioscope_model", "calibration", "clip_store", "mom_table", "params:evaluate"],
+                ["audioscope_model", "clip_store", "mom_table", "params:evaluate"],
                 ["metrics", "trade_off_curve", "roc_curve", "evaluation"],
                 name="evaluate_model",
             ),
             node(
                 plot_evaluation,
-                ["evaluation", "calibration", "audioscope_model"],
+                ["evaluation", "audioscope_model"],
                 ["trade_off_plot", "roc_plot", "examples_plot"],
                 name="plot_evaluation",
             ),
             node(
                 write_report,
-                ["evaluation", "calibration", "train_curve", "audioscope_model", "params:evaluate"],
+                ["evaluation", "audioscope_model", "train_curve", "params:evaluate"],
                 "evaluation_report",
                 name="write_report",
             ),

@@ -12,21 +12,25 @@ from audioscope_kedro.data.clip_table import (
     scan_video_folder,
 )
 from audioscope_kedro.data.decode import DecodeSettings
+from audioscope_kedro.data.lists import ListKey, Split
 from audioscope_kedro.data.store import ClipStore, ShardBatch, plan_shards
 
 log = logging.getLogger(__name__)
 
 
-def build_clip_table(lists: dict[str, pd.DataFrame], params: dict) -> pd.DataFrame:
-    """The clips to ingest: from the AudioScope lists, or by cutting a folder of videos."""
+def build_clip_table(
+    lists: dict[ListKey, pd.DataFrame], params: dict, clip_seconds: float
+) -> pd.DataFrame:
+    """The clips to ingest: from the AudioScope lists, or by cutting a folder of videos into
+    clips of ``clip_seconds``."""
     if params["source"] == "scan":
         scan = params["scan"]
         return scan_video_folder(
             params["video_root"],
-            scan["clip_seconds"],
+            clip_seconds,
             scan["hop_seconds"],
             scan["extensions"],
-            scan.get("split", "train"),
+            Split(scan.get("split", "train")),
             scan.get("min_clip_seconds", 1.0),
         )
     if params["source"] != "lists":
@@ -40,7 +44,7 @@ def build_clip_table(lists: dict[str, pd.DataFrame], params: dict) -> pd.DataFra
     return table
 
 
-def build_mom_table(lists: dict[str, pd.DataFrame]) -> pd.DataFrame:
+def build_mom_table(lists: dict[ListKey, pd.DataFrame]) -> pd.DataFrame:
     """The mixtures of mixtures named by the MoM lists, as pairs of clip ids."""
     return assemble_mom_table(lists)
 

@@ -8,7 +8,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             node(
                 build_clip_table,
-                ["audioscope_lists", "params:ingest"],
+                ["audioscope_lists", "params:ingest", "params:clip_seconds"],
                 "clip_table",
                 name="build_clip_table",
             ),

@@ -9,8 +9,15 @@ import pandas as pd
 from audioscope_kedro.data.store import ClipStore
 from audioscope_kedro.models.audioscope import AudioScope
 from audioscope_kedro.models.separation import Separator
-from audioscope_kedro.training.fit import apply_tuned_params, fit_audioscope
-from audioscope_kedro.training.loop import CheckpointStore
+from audioscope_kedro.parameters import parse
+from audioscope_kedro.source_closure import source_fingerprint
+from audioscope_kedro.training.audioscope import (
+    TrainParams,
+    fit_audioscope,
+    model_config,
+    with_tuned,
+)
+from audioscope_kedro.training.checkpoints import CheckpointStore
 
 log = logging.getLogger(__name__)
 
@@ -24,22 +31,26 @@ def train_audioscope(
     tuned_params: dict,
     params: dict,
     model_params: dict,
+    clip_seconds: float,
 ) -> tuple[AudioScope, pd.DataFrame]:
     """MixIT + on-screen classification; with ``train.use_tuned_params`` the best ``tune``
     trial's attention variant and hyper-parameters replace those of the parameter files."""
-    if params["use_tuned_params"]:
+    if parse(TrainParams, params, "train").use_tuned_params:
         if not tuned_params:
             raise ValueError(
                 "train.use_tuned_params is true but there is no tune result: run `kedro run --pipeline tune` first"
             )
         log.info("using tuned parameters %s", tuned_params)
-        params, model_params = apply_tuned_params(params, model_params, tuned_params)
+        params, model_params = with_tuned(params, model_params, tuned_params)
+    config = model_config(model_params, clip_store, clip_seconds)
+    settings = parse(TrainParams, params, "train")
     return fit_audioscope(
         clip_store,
         mom_table,
         coincidence_scores,
         pretrained_separator,
         checkpoints,
-        params,
-        model_params,
+        settings,
+        config,
+        code_version=source_fingerprint(__package__),
     )

@@ -17,8 +17,9 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "tune_best_params",
                     "params:train",
                     "params:model",
+                    "params:clip_seconds",
                 ],
-                ["audioscope_model", "train_curve"],
+                ["trained_model", "train_curve"],
                 name="train_audioscope",
             )
         ]

@@ -16,6 +16,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "params:tune",
                     "params:train",
                     "params:model",
+                    "params:clip_seconds",
                 ],
                 ["tune_trials", "tune_best_params"],
                 name="tune_attention",

@@ -1,0 +1,62 @@
+"""Training checkpoints and the fingerprints that decide whether one may be resumed from.
+
+A checkpoint holds everything a resumed run needs (model, optimiser, RNG state, step, curve)
+and the fingerprint of the run that wrote it: configuration, starting weights and source code.
+A checkpoint with another fingerprint is never resumed from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+
+from audioscope_kedro.atomic import atomic_path
+
+
+class CheckpointStore:
+    """``step-0000100.pt`` files in a folder; the newest complete one is the resume point."""
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+
+    def paths(self) -> list[Path]:
+        return sorted(self.folder.glob("step-*.pt")) if self.folder.exists() else []
+
+    def latest(self) -> dict | None:
+        for path in reversed(self.paths()):
+            try:
+                return torch.load(path, map_location="cpu", weights_only=True)
+            except Exception:  # noqa: BLE001 - a damaged file: fall back to the one before
+                continue
+        return None
+
+    def save(self, step: int, state: dict, keep: int = 2) -> Path:
+        final = self.folder / f"step-{step:07d}.pt"
+        with atomic_path(final) as tmp:
+            torch.save(state, tmp)
+        for old in self.paths()[:-keep]:
+            old.unlink(missing_ok=True)
+        return final
+
+    def clear(self) -> None:
+        for path in self.paths():
+            path.unlink()
+
+
+def config_fingerprint(*parts) -> str:
+    """Identity of a run's configuration: checkpoints of another one are not resumed from."""
+    return hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def code_fingerprint() -> str:
+    """Identity of this package's source: a checkpoint written by other code is not resumed
+    from (after an edit, `dvc repro` must retrain, not pick up the old final checkpoint)."""
+    digest = hashlib.sha1()
+    package = Path(__file__).resolve().parents[1]
+    for path in sorted(package.rglob("*.py")):
+        digest.update(path.relative_to(package).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
