@@ -285,31 +285,74 @@ def test_runtime_params_still_override_the_data_paths():
     assert params["ingest"]["video_root"] == "/tmp/videos"
 
 
-def _stage_data_paths(stage: dict) -> list[str]:
+def _stage_paths(stage: dict) -> tuple[list[str], list[str]]:
+    """(data deps, outputs: outs, metrics and plots) of a dvc.yaml stage."""
     prefix = source_closure.code_prefix()
-    out = [d for d in stage.get("deps", []) if not (d + "/").startswith(prefix)]
+    deps = [d for d in stage.get("deps", []) if not (d + "/").startswith(prefix)]
+    outs = []
     for key in ("outs", "metrics", "plots"):
         for entry in stage.get(key, []):
-            out.extend(entry if isinstance(entry, dict) else [entry])
+            outs.extend(entry if isinstance(entry, dict) else [entry])
+    return deps, outs
+
+
+def _related(a: str, b: str) -> bool:
+    """One path is the other, or inside it (a folder dataset and the files DVC tracks in it)."""
+    return _under(a, b) or _under(b, a)
+
+
+@pytest.fixture(scope="module")
+def stage_datasets() -> dict[str, tuple[dict[str, str], dict[str, str]]]:
+    """stage -> (catalog paths its pipeline reads, catalog paths it writes), in the stage's env."""
+    configure_project("audioscope_kedro")
+    pipelines = find_pipelines(raise_errors=True)
+    out = {}
+    for name, stage in STAGES.items():
+        pipeline_name, env = source_closure.stage_run(stage["cmd"])
+        pipeline, paths = pipelines[pipeline_name], catalog_paths(env)
+        written = {d: paths[d] for d in pipeline.all_outputs() if d in paths}
+        read = {d: paths[d] for d in pipeline.inputs() if d in paths}
+        out[name] = (read, written)
     return out
 
 
 @pytest.mark.parametrize("name", list(STAGES))
-def test_stage_data_paths_are_the_demo_catalog_paths(name):
-    """dvc.yaml's data paths are where its `kedro run --env <env>` writes: under that env's
-    data root, each a catalog path of that env (or a file inside one)."""
+def test_stage_data_paths_are_what_its_pipeline_reads_and_writes(name, stage_datasets):
+    """dvc.yaml's data paths are the catalog paths of the stage's `kedro run --env <env>`:
+    under that env's data root; an out for every dataset the pipeline writes and nothing else;
+    a dep for every dataset it reads that another stage writes, and nothing else."""
     pipeline, env = source_closure.stage_run(STAGES[name]["cmd"])
     root = data_root(env)
-    catalog = set(catalog_paths(env).values())
-    for path in _stage_data_paths(STAGES[name]):
+    deps, outs = _stage_paths(STAGES[name])
+    read, written = stage_datasets[name]
+    produced = {p for other, (_, w) in stage_datasets.items() if other != name for p in w.values()}
+    needed = {d: p for d, p in read.items() if any(_related(p, q) for q in produced)}
+    for path in deps + outs:
         assert _under(path, root), f"dvc.yaml stage {name}: {path} is not under {root}"
-        assert any(_under(path, p) for p in catalog), (
-            f"dvc.yaml stage {name}: {path} is no catalog path of --env {env}"
+    for dataset, path in written.items():
+        assert any(_related(path, o) for o in outs), (
+            f"dvc.yaml stage {name}: no out for {dataset} ({path}), which it writes"
         )
+    for path in outs:
+        assert any(_related(path, p) for p in written.values()), (
+            f"dvc.yaml stage {name}: out {path} is no dataset its pipeline writes"
+        )
+    for dataset, path in needed.items():
+        assert any(_related(path, d) for d in deps), (
+            f"dvc.yaml stage {name}: no dep for {dataset} ({path}), which another stage writes"
+        )
+    for path in deps:
+        assert any(_related(path, p) for p in needed.values()), (
+            f"dvc.yaml stage {name}: dep {path} is no dataset its pipeline reads"
+        )
+
+
+def test_top_level_plots_are_stage_outputs():
+    outs = {o for stage in STAGES.values() for o in _stage_paths(stage)[1]}
     for entry in DVC_YAML.get("plots", []):
         for plot in entry.values():
             for path in plot.get("y", {}):
-                assert _under(path, data_root("demo")), f"dvc.yaml plots: {path}"
+                assert path in outs, f"dvc.yaml plots: {path} is no stage output"
 
 
 # ---------------------------------------------------------------- dvc repro
@@ -345,6 +388,7 @@ def test_dvc_repro_tiny_chain(tmp_path):
     demo_root, test_root = data_root("demo"), data_root("test")
     text = (repo / "dvc.yaml").read_text().replace("--env demo", "--env test")
     (repo / "dvc.yaml").write_text(text.replace(f"{demo_root}/", f"{test_root}/"))
+    (repo / "dvc.lock").unlink(missing_ok=True)  # a committed lock would be the demo env's
     subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
     subprocess.run(["git", "add", "-A"], cwd=repo, check=True)
     subprocess.run(

@@ -265,7 +265,7 @@ def stage_run(cmd: object) -> tuple[str, str | None] | None:
         return None
     options: dict[str, str] = {}
     for i, word in enumerate(words):
-        for flag in ("--pipeline", "--env", "-p", "-e"):
+        for flag in ("--pipeline", "--pipelines", "--env", "-p", "-e"):
             if word == flag and i + 1 < len(words):
                 options[flag.lstrip("-")[0]] = words[i + 1]
             elif word.startswith(f"{flag}="):
@@ -431,14 +431,14 @@ def write_dvc(dvc_yaml: Path | None = None) -> bool:
     return new != text
 
 
-def _report(diffs: dict[str, tuple[list[str], list[str]]]) -> str:
+def _report(diffs: dict[str, tuple[list[str], list[str]]], repo_root: Path) -> str:
     lines = []
     for name, (missing, extra) in diffs.items():
         for path in missing:
             lines.append(f"stage {name}: missing {path} (its pipeline runs this code)")
         for path in extra:
-            why = "does not exist" if not (REPO_ROOT / path).is_file() else "not derived"
-            if (REPO_ROOT / path).is_dir():
+            why = "does not exist" if not (repo_root / path).is_file() else "not derived"
+            if (repo_root / path).is_dir():
                 why = "a folder: list its files"
             lines.append(f"stage {name}: extra {path} ({why})")
     return "\n".join(lines)
@@ -465,7 +465,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     diffs = differences(args.dvc_yaml)
     if diffs:
-        print(_report(diffs))
+        print(_report(diffs, args.dvc_yaml.resolve().parent))
         print(f"regenerate with: {REGENERATE}")
         return 1
     print(f"{args.dvc_yaml}: code deps up to date")
