@@ -32,6 +32,8 @@ from pathlib import Path
 
 import yaml
 
+from audioscope_kedro.atomic import write_text
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 PACKAGE = PACKAGE_DIR.name  # audioscope_kedro (also when run as `python -m`)
 REPO_ROOT = PACKAGE_DIR.parents[1]  # src layout: <repo>/src/<package>
@@ -427,7 +429,7 @@ def write_dvc(dvc_yaml: Path | None = None) -> bool:
         if listed != files:
             raise RuntimeError(f"rewriting stage {name} of {dvc_yaml} went wrong: {listed}")
     if new != text:
-        dvc_yaml.write_text(new, encoding="utf-8")
+        write_text(dvc_yaml, new)
     return new != text
 
 

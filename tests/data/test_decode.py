@@ -11,7 +11,7 @@ from audioscope_kedro.data.decode import (
     probe_duration,
 )
 from audioscope_kedro.data.video_io import write_mp4
-from tests.conftest import tone_clip, write_raw_container
+from tests.helpers import tone_clip, write_raw_container
 
 S16 = DecodeSettings(sample_rate=16000, fps=10.0, frame_height=16, frame_width=16)
 

@@ -1,10 +1,8 @@
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from audioscope_kedro.data.lists import (
-    MOM_COLUMNS,
     ListKey,
     ListName,
     ListValidationError,
@@ -133,27 +131,3 @@ def test_find_lists_filters_by_prefix(tmp_path):
 )
 def test_safe_relative_path(path, ok):
     assert is_safe_relative_path(path) is ok
-
-
-def test_lists_dataset_round_trip(tmp_path):
-    from audioscope_kedro.datasets.lists_dataset import AudioScopeListsDataset
-
-    lists = {
-        ListKey.parse("train"): pd.DataFrame(
-            {"video_path": ["a.mp4"], "start_time": [0.0], "end_time": [5.0]}
-        ),
-        ListKey.parse("test_on_off_mom"): pd.DataFrame(
-            [("a.mp4", 0.0, 5.0, "b.mp4", 0.0, 5.0)],
-            columns=MOM_COLUMNS,
-        ),
-    }
-    ds = AudioScopeListsDataset(str(tmp_path), prefix="unfiltered")
-    ds.save(lists)
-    assert (
-        (tmp_path / "unfiltered_test_onscreen_unanimous_plus_offscreen_unanimous_mom_clips.csv")
-        .read_text()
-        .startswith("a.mp4,")
-    )
-    loaded = ds.load()
-    assert set(loaded) == set(lists)
-    assert loaded[ListKey.parse("train")]["end_time"].tolist() == [5.0]

@@ -4,29 +4,10 @@ import pytest
 import torch
 
 from audioscope_kedro.losses import exact_assignment_loss, mixit
-from audioscope_kedro.media import MediaFormat
 from audioscope_kedro.models.attention import ATTENTION_VARIANTS, AttentionConfig
 from audioscope_kedro.models.audioscope import AudioScope, AudioScopeConfig
-from audioscope_kedro.models.embeddings import EmbeddingConfig, ImageEmbedding
-from audioscope_kedro.models.separation import SeparatorConfig
-
-
-def tiny_config(variant="sep_sa", num_sources=4, basis="learned"):
-    return AudioScopeConfig(
-        media=MediaFormat(sample_rate=8000, fps=8.0),
-        separator=SeparatorConfig(
-            num_sources=num_sources,
-            basis=basis,
-            bottleneck=16,
-            hidden=32,
-            blocks=3,
-            basis_size=64,
-            window=64,
-            hop=32,
-        ),
-        embedding=EmbeddingConfig(dim=16, audio_channels=16, image_channels=(8, 16)),
-        attention=AttentionConfig(variant=variant, dim=16, heads=2, layers=1, time_window=4),
-    )
+from audioscope_kedro.models.embeddings import EmbeddingConfig
+from tests.helpers import tiny_config
 
 
 @pytest.mark.parametrize("variant", sorted(ATTENTION_VARIANTS))
@@ -97,18 +78,6 @@ def test_checkpoint_from_another_config_is_refused(tmp_path):
         AudioScope.load(tmp_path / "other")
     with pytest.raises(FileNotFoundError, match="missing config.json"):
         AudioScope.load(tmp_path / "nowhere")
-
-
-def test_image_weights_from_local_file(tmp_path):
-    cfg = EmbeddingConfig(dim=16, image_channels=(8, 16))
-    net = ImageEmbedding(cfg)
-    torch.save(net.state_dict(), tmp_path / "img.pt")
-    loaded = ImageEmbedding(cfg)
-    loaded.load_weights(tmp_path / "img.pt")
-    for (k, v), (_, w) in zip(net.state_dict().items(), loaded.state_dict().items(), strict=True):
-        assert torch.equal(v, w), k
-    with pytest.raises(FileNotFoundError, match="image_weights"):
-        ImageEmbedding(cfg).load_weights(tmp_path / "nope.pt")
 
 
 def test_saved_model_loads_without_the_files_it_started_from(tmp_path):

@@ -17,16 +17,9 @@ import pytest
 import torch
 
 from audioscope_kedro.command import main as cli_main
-from audioscope_kedro.data.batches import MoMSet
-from audioscope_kedro.data.lists import MomKind
-from audioscope_kedro.data.store import ClipStore
-from audioscope_kedro.evaluation.calibration import OperatingPoint
 from audioscope_kedro.evaluation.metric_names import Metric
-from audioscope_kedro.evaluation.runner import evaluate
-from audioscope_kedro.models.audioscope import AudioScope, AudioScopeOutput
-from tests.conftest import PROJECT_ROOT
-from tests.helpers import TEST_DATA
-from tests.pipelines.conftest import kedro_process_args
+from audioscope_kedro.models.audioscope import AudioScope
+from tests.helpers import PROJECT_ROOT, TEST_DATA, kedro_process_args
 
 pytestmark = pytest.mark.slow
 # every figure of metrics.json, raw and at the calibrated point (names from one place)
@@ -75,55 +68,6 @@ def test_chain_outputs(chain):
     )
     assert filtered.shape == (8, 4) and filtered[3].between(0, 1).all()
     assert (chain / TEST_DATA / "06_models/pretrained_separator/config.json").exists()
-
-
-class OracleModel(torch.nn.Module):
-    """Separates every MoM of a set perfectly: sources (clip 1, clip 2, silence, silence),
-    on-screen logits (+10, -10, -10, -10) for on+off MoMs and all -10 for off+off."""
-
-    def __init__(self, moms: MoMSet, config):
-        super().__init__()
-        self.config = config
-        self.table = {}
-        for _, batch in moms.batches(1000):
-            for k in range(len(batch.mix1)):
-                on = bool(batch.label[k])
-                self.table[batch.mixture[k].numpy().tobytes()] = (batch.mix1[k], batch.mix2[k], on)
-
-    def forward(self, mixture, frames):
-        sources, logits = [], []
-        for row in mixture:
-            a, b, on = self.table[row.numpy().tobytes()]
-            sources.append(torch.stack([a, b, torch.zeros_like(a), torch.zeros_like(a)]))
-            logits.append(torch.tensor([10.0 if on else -10.0, -10.0, -10.0, -10.0]))
-        sources, logits = torch.stack(sources), torch.stack(logits)
-        on_screen = (torch.sigmoid(logits).unsqueeze(-1) * sources).sum(1)
-        return AudioScopeOutput(sources, logits, on_screen, mixture - on_screen)
-
-
-def test_evaluate_perfect_estimates(chain):
-    store = ClipStore(chain / TEST_DATA / "03_primary/clip_store")
-    moms = MoMSet.from_table(
-        store, pd.read_parquet(chain / TEST_DATA / "02_intermediate/mom_table.parquet"), 1.0, "test"
-    )
-    model = OracleModel(moms, AudioScope.load(chain / TEST_DATA / "06_models/audioscope").config)
-    result = evaluate(model, moms, OperatingPoint("threshold", threshold=0.5))
-    m = result.metrics
-    assert m["calibrated_on_screen_si_snr"] > 60 and m["oracle_si_snr"] > 60
-    assert m["calibrated_off_screen_suppression"] == pytest.approx(60.0)  # the cap: nothing kept
-    assert m["auc_roc"] == 1.0
-    # raw weights sigmoid(10) and sigmoid(-10): leakage of e^-10 of clip 2 into the estimate
-    assert 75 < m["on_screen_si_snr"] < 100
-    # mixture SI-SNR: clip 1 against clip 1 + clip 2, computed directly
-    direct = []
-    for _, batch in moms.batches(100, MomKind.ON_OFF):
-        from audioscope_kedro.metrics import si_snr
-
-        direct.append(si_snr(batch.mixture, batch.mix1))
-    assert m["mixture_si_snr"] == pytest.approx(float(torch.cat(direct).mean()), abs=1e-5)
-    assert m["calibrated_on_screen_si_snri"] == pytest.approx(
-        m["calibrated_on_screen_si_snr"] - m["mixture_si_snr"], abs=1e-6
-    )
 
 
 def test_cli_evaluate_and_separate(chain, tmp_path, capsys):

@@ -149,6 +149,27 @@ def fit_audioscope(
     return model, pd.DataFrame(curve)
 
 
+def training_setup(
+    train_params: dict[str, Any],
+    model_params: dict[str, Any],
+    tuned: dict[str, Any],
+    clip_store: ClipStore,
+    clip_seconds: float,
+) -> tuple[TrainParams, AudioScopeConfig]:
+    """The ``train`` settings and the model config from their parameter blocks; with
+    ``train.use_tuned_params`` the best ``tune`` trial's values (``tuned``) laid over them."""
+    if parse(TrainParams, train_params, "train").use_tuned_params:
+        if not tuned:
+            raise ValueError(
+                "train.use_tuned_params is true but there is no tune result: "
+                "run `kedro run --pipeline tune` first"
+            )
+        log.info("using tuned parameters %s", tuned)
+        train_params, model_params = with_tuned(train_params, model_params, tuned)
+    config = model_config(model_params, clip_store, clip_seconds)
+    return parse(TrainParams, train_params, "train"), config
+
+
 def with_tuned(
     train_params: dict[str, Any], model_params: dict[str, Any], tuned: dict[str, Any]
 ) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
-import logging
-
 import pandas as pd
 
 from audioscope_kedro.data.store import ClipStore
 from audioscope_kedro.models.audioscope import AudioScope
 from audioscope_kedro.models.separation import Separator
-from audioscope_kedro.parameters import parse
 from audioscope_kedro.source_closure import source_fingerprint
-from audioscope_kedro.training.audioscope import (
-    TrainParams,
-    fit_audioscope,
-    model_config,
-    with_tuned,
-)
+from audioscope_kedro.training.audioscope import fit_audioscope, training_setup
 from audioscope_kedro.training.checkpoints import CheckpointStore
-
-log = logging.getLogger(__name__)
 
 
 def train_audioscope(
@@ -35,15 +25,7 @@ def train_audioscope(
 ) -> tuple[AudioScope, pd.DataFrame]:
     """MixIT + on-screen classification; with ``train.use_tuned_params`` the best ``tune``
     trial's attention variant and hyper-parameters replace those of the parameter files."""
-    if parse(TrainParams, params, "train").use_tuned_params:
-        if not tuned_params:
-            raise ValueError(
-                "train.use_tuned_params is true but there is no tune result: run `kedro run --pipeline tune` first"
-            )
-        log.info("using tuned parameters %s", tuned_params)
-        params, model_params = with_tuned(params, model_params, tuned_params)
-    config = model_config(model_params, clip_store, clip_seconds)
-    settings = parse(TrainParams, params, "train")
+    settings, config = training_setup(params, model_params, tuned_params, clip_store, clip_seconds)
     return fit_audioscope(
         clip_store,
         mom_table,
