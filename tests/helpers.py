@@ -225,7 +225,7 @@ def tiny_config(
             hop=32,
         ),
         embedding=EmbeddingConfig(dim=16, audio_channels=16, image_channels=(8, 16)),
-        attention=AttentionConfig(variant=variant, dim=16, heads=2, layers=1, time_window=4),
+        attention=AttentionConfig(variant=variant, dim=16, heads=2, layers=1),
     )
 
 

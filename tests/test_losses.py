@@ -5,8 +5,10 @@ import torch
 
 from audioscope_kedro.losses import (
     TAU,
+    ClassificationLoss,
     active_combinations_loss,
     active_sources,
+    classification_terms,
     exact_assignment_loss,
     mixit,
     snr_loss,
@@ -131,6 +133,35 @@ def test_supervised_clip_loss():
     assert loss[0] < 0.1  # on-screen clip, confident and right
     assert loss[1] > 1.0  # off-screen clip: source 0 should be off
     assert loss[2] == 0.0  # unknown label: no term
+
+
+@pytest.mark.parametrize("kind", list(ClassificationLoss))
+@pytest.mark.parametrize("masked", [False, True])
+def test_labelled_examples_get_the_supervised_term_only(kind, masked):
+    """The noisy pseudo-label loss is not applied to human-labelled examples: their
+    pseudo-label term is 0 and passes no gradient; unlabelled examples get no supervised
+    term; each example's gradient is that of its own term."""
+    g = torch.Generator().manual_seed(3)
+    logits = (torch.randn(6, 4, generator=g) * 2).requires_grad_()
+    assignment = (torch.rand(6, 4, generator=g) > 0.5).float()
+    label = torch.tensor([1, 0, -1, -1, 1, -1])
+    active = (torch.rand(6, 4, generator=g) > 0.2) if masked else None
+    weight = torch.tensor([0.5, 0.6, 0.7, 0.8, 0.9, 0.3])
+    pseudo, supervised = classification_terms(logits, assignment, label, kind, active, weight)
+    labelled = label >= 0
+    assert (pseudo[labelled] == 0).all() and (supervised[~labelled] == 0).all()
+    expected = kind(logits, assignment, active) * weight
+    torch.testing.assert_close(pseudo[~labelled], expected[~labelled])
+    torch.testing.assert_close(
+        supervised[labelled], supervised_clip_loss(logits, assignment, label, active)[labelled]
+    )
+    (grad_pseudo,) = torch.autograd.grad(pseudo.sum(), logits, retain_graph=True)
+    (grad_sup,) = torch.autograd.grad(supervised.sum(), logits)
+    assert (grad_pseudo[labelled] == 0).all() and (grad_sup[~labelled] == 0).all()
+    assert grad_pseudo[~labelled].abs().sum() > 0 and grad_sup[labelled].abs().sum() > 0
+    # without a weight, the pseudo-label term is the loss itself
+    unweighted, _ = classification_terms(logits, assignment, label, kind, active)
+    torch.testing.assert_close(unweighted[~labelled], kind(logits, assignment, active)[~labelled])
 
 
 def test_active_sources():

@@ -105,9 +105,12 @@ def test_auc_against_pairwise_definition():
     assert np.isnan(auc_roc([0.3, 0.4], [1, 1]))
 
 
-def test_roc_curve_area_equals_auc():
+@pytest.mark.parametrize("levels", [None, 5, 1])  # continuous, few tied levels, all equal
+def test_roc_curve_area_equals_auc(levels):
     rng = np.random.default_rng(1)
     scores, labels = rng.random(200), rng.integers(0, 2, 200)
+    if levels is not None:
+        scores = np.floor(scores * levels) / levels
     fpr, tpr = roc_curve(scores, labels)
     assert fpr[0] == tpr[0] == 0 and fpr[-1] == tpr[-1] == 1
     assert np.trapezoid(tpr, fpr) == pytest.approx(auc_roc(scores, labels))

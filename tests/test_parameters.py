@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from audioscope_kedro.evaluation.calibration import PointKind
 from audioscope_kedro.evaluation.runner import CalibrateParams, EvaluateParams
 from audioscope_kedro.losses import ClassificationLoss
 from audioscope_kedro.parameters import ParameterError, merge, parse
@@ -75,9 +74,10 @@ def test_values_are_typed():
     train = parse(TrainParams, _block("train"), "train")
     assert train.classification_loss is ClassificationLoss.EXACT
     assert isinstance(train.loop.learning_rate, float)
-    assert parse(CalibrateParams, {"kind": "affine"}, "calibrate").kind is PointKind.AFFINE
-    with pytest.raises(ParameterError, match=r"calibrate.kind: 'sharp' is not one of"):
-        parse(CalibrateParams, {"kind": "sharp"}, "calibrate")
+    calibrate = parse(CalibrateParams, {"temperatures": [1, 0.5]}, "calibrate")
+    assert calibrate.temperatures == (1.0, 0.5)
+    with pytest.raises(ParameterError, match=r"unknown parameter\(s\) evaluate.bootstrapp"):
+        parse(EvaluateParams, {"bootstrapp": 3}, "evaluate")
     with pytest.raises(ParameterError, match=r"missing parameter train.loop"):
         parse(TrainParams, {}, "train")
     pretrain = parse(PretrainParams, {"loop": {"steps": 3}, "train_splits": ["a"]}, "p")

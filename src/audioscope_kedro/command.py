@@ -83,12 +83,16 @@ def build_parser() -> argparse.ArgumentParser:
     sep.set_defaults(func=cmd_separate)
     ev = sub.add_parser("evaluate", help="metrics and report on AudioScope-format MoM lists")
     ev.add_argument("--video-root", required=True, help="folder the list paths are relative to")
-    ev.add_argument("--on-mom", required=True, help="on-screen + off-screen MoM list (CSV)")
-    ev.add_argument("--off-mom", required=True, help="off-screen + off-screen MoM list (CSV)")
+    ev.add_argument(
+        "--on-mom", required=True, help="MoM list whose clip 1 is on-screen only (V1 or V2 name)"
+    )
+    ev.add_argument(
+        "--off-mom", required=True, help="MoM list whose clip 1 is off-screen only (V1 or V2 name)"
+    )
     ev.add_argument("--model", required=True)
     ev.add_argument("--out", required=True)
     ev.add_argument("--batch-size", type=int, default=16)
-    ev.add_argument("--examples", type=int, default=3)
+    ev.add_argument("--examples", type=int, default=1, help="examples of each MoM kind")
     ev.add_argument("--workers", type=int, default=2, help="decoding processes")
     ev.set_defaults(func=cmd_evaluate)
     return parser

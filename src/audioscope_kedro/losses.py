@@ -7,6 +7,7 @@ Shape contracts (B batch, M sources, T samples):
 - ``exact_assignment_loss(logits [B, M], assignment [B, M]) -> [B]``
 - ``active_combinations_loss(logits [B, M], assignment [B, M]) -> [B]``
 - ``supervised_clip_loss(logits [B, M], assignment [B, M], clip_label [B]) -> [B]``
+- ``classification_terms(logits [B, M], assignment [B, M], clip_label [B], ...) -> ([B], [B])``
 """
 
 from __future__ import annotations
@@ -147,6 +148,30 @@ def supervised_clip_loss(
     )
     loss = exact_assignment_loss(logits, target, active)
     return torch.where(clip_label >= 0, loss, torch.zeros_like(loss))
+
+
+def classification_terms(
+    logits: torch.Tensor,
+    assignment: torch.Tensor,
+    clip_label: torch.Tensor,
+    pseudo_label_loss: ClassificationLoss,
+    active: torch.Tensor | None = None,
+    pseudo_weight: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The on-screen classification terms of a batch, ``(pseudo [B], supervised [B])``.
+
+    Semi-supervised as in AudioScopeV2: an example whose clip 1 carries a human label
+    (``clip_label`` 1 or 0) gets the supervised loss from that label, and only that; an
+    unlabelled one (-1) gets ``pseudo_label_loss`` on the noisy MixIT pseudo-labels, times
+    ``pseudo_weight [B]`` when given. Each example is in exactly one of the two terms: the
+    pseudo-label term of a labelled example is 0 and passes no gradient, and so is the
+    supervised term of an unlabelled one."""
+    labelled = clip_label >= 0
+    pseudo = pseudo_label_loss(logits, assignment, active)
+    if pseudo_weight is not None:
+        pseudo = pseudo * pseudo_weight.to(pseudo.dtype)
+    pseudo = torch.where(labelled, torch.zeros_like(pseudo), pseudo)
+    return pseudo, supervised_clip_loss(logits, assignment, clip_label, active)
 
 
 class ClassificationLoss(StrEnum):

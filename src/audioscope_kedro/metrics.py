@@ -103,12 +103,19 @@ def auc_roc(scores: np.ndarray, labels: np.ndarray) -> float:
 
 
 def roc_curve(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """False and true positive rates over every threshold, from (0, 0) to (1, 1)."""
+    """False and true positive rates over every distinct threshold, from (0, 0) to (1, 1).
+
+    Tied scores are one threshold: the curve jumps diagonally across a tie, so its area (by
+    the trapezoidal rule) equals :func:`auc_roc` (all-equal scores: the diagonal, area 0.5).
+    """
     scores = np.asarray(scores, dtype=np.float64).ravel()
     labels = np.asarray(labels).ravel().astype(bool)
     order = np.argsort(-scores, kind="mergesort")
-    tps = np.concatenate([[0], np.cumsum(labels[order])])
-    fps = np.concatenate([[0], np.cumsum(~labels[order])])
+    sorted_scores, sorted_labels = scores[order], labels[order]
+    # the last position of each run of equal scores: one point per distinct threshold
+    last = np.flatnonzero(np.r_[sorted_scores[1:] != sorted_scores[:-1], True])
+    tps = np.concatenate([[0], np.cumsum(sorted_labels)[last]])
+    fps = np.concatenate([[0], np.cumsum(~sorted_labels)[last]])
     return fps / max(1, fps[-1]), tps / max(1, tps[-1])
 
 

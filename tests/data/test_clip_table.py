@@ -7,7 +7,7 @@ from audioscope_kedro.data.clip_table import (
     assemble_mom_table,
     scan_video_folder,
 )
-from audioscope_kedro.data.lists import MOM_COLUMNS, ListKey
+from audioscope_kedro.data.lists import MOM_COLUMNS, ClipLabel, ListKey, Partner, Split
 from audioscope_kedro.data.store import clip_id
 
 
@@ -44,3 +44,15 @@ def test_scan_cuts_videos_into_clips(video_root):
     assert (v0["end_time"] - v0["start_time"]).eq(0.5).all()
     # the unreadable file is kept so that ingestion can quarantine it with a reason
     assert "empty.mp4" in set(table.video_path)
+
+
+def test_random_partner_of_a_v2_mom_is_not_labelled_offscreen():
+    moms = pd.DataFrame(
+        [("on.mp4", 0.0, 5.0, "any.mp4", 10.0, 15.0)],
+        columns=MOM_COLUMNS,
+    )
+    key = ListKey(Split.TEST, ClipLabel.ONSCREEN, Partner.RANDOM)
+    table = assemble_clip_table({key: moms}).set_index("video_path")
+    assert table.loc["on.mp4", "label"] == "onscreen" and table.loc["any.mp4", "label"] == ""
+    mom = assemble_mom_table({key: moms})
+    assert mom["kind"].tolist() == ["on_random"]

@@ -3,15 +3,20 @@ from pathlib import Path
 import pytest
 
 from audioscope_kedro.data.lists import (
+    ClipLabel,
     ListKey,
     ListName,
     ListValidationError,
     MomKind,
+    Partner,
+    Split,
     find_lists,
     is_safe_relative_path,
     parse_list_name,
     read_clip_list,
     read_mom_list,
+    release_list_names,
+    scan_lists,
 )
 
 
@@ -131,3 +136,77 @@ def test_find_lists_filters_by_prefix(tmp_path):
 )
 def test_safe_relative_path(path, ok):
     assert is_safe_relative_path(path) is ok
+
+
+# Every CSV name of the two releases, as their READMEs (google-research/sound-separation,
+# datasets/audioscope/README.md and datasets/audioscope-v2/README.md) spell them.
+AUDIOSCOPE_V1_NAMES = [
+    "filtered_train_clips.csv",
+    "filtered_train_onscreen_unanimous_clips.csv",
+    "filtered_train_offscreen_unanimous_clips.csv",
+    "filtered_validate_clips.csv",
+    "filtered_validate_onscreen_unanimous_clips.csv",
+    "filtered_validate_offscreen_unanimous_clips.csv",
+    "filtered_test_clips.csv",
+    "filtered_test_onscreen_unanimous_clips.csv",
+    "filtered_test_offscreen_unanimous_clips.csv",
+    "filtered_validate_onscreen_unanimous_plus_offscreen_unanimous_mom_clips.csv",
+    "filtered_validate_offscreen_unanimous_plus_offscreen_unanimous_mom_clips.csv",
+    "filtered_test_onscreen_unanimous_plus_offscreen_unanimous_mom_clips.csv",
+    "filtered_test_offscreen_unanimous_plus_offscreen_unanimous_mom_clips.csv",
+]
+AUDIOSCOPE_V2_NAMES = [
+    "unfiltered_train_clips.csv",
+    "unfiltered_train_onscreen_unanimous_clips.csv",
+    "unfiltered_train_offscreen_unanimous_clips.csv",
+    "unfiltered_validate_clips.csv",
+    "unfiltered_validate_onscreen_unanimous_clips.csv",
+    "unfiltered_validate_offscreen_unanimous_clips.csv",
+    "unfiltered_test_clips.csv",
+    "unfiltered_test_onscreen_unanimous_clips.csv",
+    "unfiltered_test_offscreen_unanimous_clips.csv",
+    "unfiltered_validate_onscreen_unanimous_plus_random_unfiltered_mom_clips.csv",
+    "unfiltered_validate_offscreen_unanimous_plus_random_unfiltered_mom_clips.csv",
+    "unfiltered_test_onscreen_unanimous_plus_random_unfiltered_mom_clips.csv",
+    "unfiltered_test_offscreen_unanimous_plus_random_unfiltered_mom_clips.csv",
+]
+
+
+@pytest.mark.parametrize("name", AUDIOSCOPE_V1_NAMES + AUDIOSCOPE_V2_NAMES)
+def test_every_release_name_is_recognised_and_written_back(name):
+    parsed = parse_list_name(name)
+    assert parsed is not None, name
+    assert parsed.file_name() == name
+    assert ListKey.parse(str(parsed.key)) == parsed.key
+
+
+@pytest.mark.parametrize(
+    "prefix, names", [("filtered", AUDIOSCOPE_V1_NAMES), ("unfiltered", AUDIOSCOPE_V2_NAMES)]
+)
+def test_release_list_names_are_the_readmes(prefix, names):
+    assert sorted(release_list_names(prefix)) == sorted(names)
+
+
+def test_v2_mom_kinds():
+    on = parse_list_name(AUDIOSCOPE_V2_NAMES[-2]).key
+    off = parse_list_name(AUDIOSCOPE_V2_NAMES[-1]).key
+    assert on.mom_kind is MomKind.ON_RANDOM and on.mom_kind.has_on_screen_reference
+    assert off.mom_kind is MomKind.OFF_RANDOM and not off.mom_kind.has_on_screen_reference
+    assert on.partner.label is ClipLabel.UNLABELLED  # the random partner has no human label
+    assert str(on) == "test_on_random_mom"
+
+
+def test_a_file_that_looks_like_a_list_is_reported(tmp_path):
+    for name in AUDIOSCOPE_V2_NAMES[:2] + ["unfiltered_test_onscreen_clips.csv", "notes.csv"]:
+        write(tmp_path / name, "a.mp4,0,5\n")
+    found = scan_lists(tmp_path, "unfiltered")
+    assert len(found.lists) == 2
+    assert [p.name for p in found.unrecognised] == ["unfiltered_test_onscreen_clips.csv"]
+
+
+def test_a_v1_partner_may_be_given_by_its_label():
+    key = ListKey(Split.TEST, ClipLabel.ONSCREEN, ClipLabel.OFFSCREEN)
+    assert key.partner is Partner.OFFSCREEN
+    assert key.file_name("filtered") == AUDIOSCOPE_V1_NAMES[-2]
+    with pytest.raises(TypeError):
+        ListKey(Split.TEST, ClipLabel.ONSCREEN, "offscreen")

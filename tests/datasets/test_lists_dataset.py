@@ -26,3 +26,12 @@ def test_lists_dataset_round_trip(tmp_path):
     loaded = ds.load()
     assert set(loaded) == set(lists)
     assert loaded[ListKey.parse("train")]["end_time"].tolist() == [5.0]
+
+
+def test_unrecognised_list_name_is_warned_not_skipped_silently(tmp_path, caplog):
+    (tmp_path / "filtered_train_clips.csv").write_text("a.mp4,0,5\n")
+    (tmp_path / "filtered_test_onscreen_mom_clips.csv").write_text("a.mp4,0,5,b.mp4,0,5\n")
+    with caplog.at_level("WARNING"):
+        loaded = AudioScopeListsDataset(str(tmp_path), prefix="filtered").load()
+    assert set(loaded) == {ListKey.parse("train")}
+    assert "filtered_test_onscreen_mom_clips.csv" in caplog.text

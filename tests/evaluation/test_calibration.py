@@ -1,12 +1,17 @@
+import json
+
 import pytest
 import torch
 
 from audioscope_kedro.evaluation.calibration import (
     RAW,
+    Calibration,
+    CalibrationMismatchError,
     OperatingPoint,
     SelectionStats,
+    bias_sweep,
     calibrate,
-    candidate_points,
+    trade_off_curve,
     weighted_si_snr,
     weighted_suppression,
 )
@@ -54,25 +59,42 @@ def constructed_case(n=40, seed=0):
     return on_logits, on_stats, off_logits, off_stats
 
 
-@pytest.mark.parametrize("kind", ["threshold", "affine"])
-@pytest.mark.parametrize("target", [10.0, 20.0, 30.0])
-def test_calibration_hits_target_and_is_best_among_those_that_do(kind, target):
+@pytest.mark.parametrize("target", [6.0, 10.0, 15.0, 20.0, 30.0])
+def test_calibration_equals_the_target(target):
+    """AudioScopeV2: the suppression at the calibrated point equals the target (here within
+    0.01 dB; the issue asks 0.25), not merely reaches it."""
     on_logits, on_stats, off_logits, off_stats = constructed_case()
-    point, curve, reached = calibrate(on_logits, on_stats, off_logits, off_stats, target, kind)
-    assert reached
-    w_off = point.weights(off_logits.double())
-    assert weighted_suppression(off_stats, w_off).mean() >= target
-    chosen = weighted_si_snr(on_stats, point.weights(on_logits.double())).mean()
-    for p in candidate_points(kind):
-        if weighted_suppression(off_stats, p.weights(off_logits.double())).mean() >= target:
-            assert weighted_si_snr(on_stats, p.weights(on_logits.double())).mean() <= chosen + 1e-9
-    assert len(curve) == len(candidate_points(kind))
+    result = calibrate(on_logits, on_stats, off_logits, off_stats, target)
+    assert result.reached
+    w_off = result.point.weights(off_logits.double())
+    achieved = weighted_suppression(off_stats, w_off).mean().item()
+    assert achieved == pytest.approx(target, abs=0.01) and result.suppression_db == achieved
+    chosen = weighted_si_snr(on_stats, result.point.weights(on_logits.double())).mean().item()
+    assert result.on_screen_si_snr == pytest.approx(chosen)
+
+
+def test_the_temperature_chosen_is_the_best_at_equal_suppression():
+    on_logits, on_stats, off_logits, off_stats = constructed_case()
+    temperatures = (1.0, 0.5, 0.25, 0.1)
+    best = calibrate(on_logits, on_stats, off_logits, off_stats, 15.0, temperatures)
+    for t in temperatures:
+        one = calibrate(on_logits, on_stats, off_logits, off_stats, 15.0, (t,))
+        assert one.reached and one.on_screen_si_snr <= best.on_screen_si_snr + 1e-9
+    assert best.point.temperature in temperatures
+
+
+def test_suppression_falls_as_the_bias_rises():
+    """The family is monotone on this case: what makes bisection find the one crossing."""
+    on_logits, on_stats, off_logits, off_stats = constructed_case()
+    curve = trade_off_curve(bias_sweep(0.5), on_logits, on_stats, off_logits, off_stats)
+    values = [row["off_screen_suppression"] for row in curve]
+    assert all(a >= b - 1e-9 for a, b in zip(values, values[1:], strict=False))
 
 
 def test_calibration_reports_unreachable_target():
     on_logits, on_stats, off_logits, off_stats = constructed_case()
-    _, _, reached = calibrate(on_logits, on_stats, off_logits, off_stats, 100.0)
-    assert not reached
+    result = calibrate(on_logits, on_stats, off_logits, off_stats, 100.0)  # above the 60 dB cap
+    assert not result.reached
 
 
 def test_constant_half_gives_six_db():
@@ -86,5 +108,23 @@ def test_constant_half_gives_six_db():
 def test_bad_kind():
     with pytest.raises(ValueError):
         OperatingPoint("magic").weights(torch.zeros(1, 2))
-    with pytest.raises(ValueError):
-        candidate_points("magic")
+
+
+def test_calibration_json_round_trip_and_refuses_other_weights():
+    point = OperatingPoint("affine", temperature=0.25, bias=-1.5)
+    calibration = Calibration(
+        point,
+        15.0,
+        True,
+        "validate",
+        "abc123",
+        {"on_screen_si_snr": 3.0},
+        {6.0: OperatingPoint("affine", temperature=1.0, bias=2.0), 15.0: point},
+    )
+    again = Calibration.from_json(json.loads(json.dumps(calibration.to_json())))
+    assert again == calibration
+    again.check_model("abc123")
+    with pytest.raises(CalibrationMismatchError, match="made for another model"):
+        again.check_model("def456")
+    with pytest.raises(ValueError, match="lacks"):
+        Calibration.from_json({"point": point.to_dict()})

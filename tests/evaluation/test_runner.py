@@ -59,3 +59,56 @@ def test_evaluate_perfect_estimates(tiny_data):
     assert m["calibrated_on_screen_si_snri"] == pytest.approx(
         m["calibrated_on_screen_si_snr"] - m["mixture_si_snr"], abs=1e-6
     )
+
+
+def test_per_mom_table_intervals_and_kinds(tiny_data):
+    moms = MoMSet.from_table(tiny_data.store, tiny_data.mom_table, TINY_CLIP_SECONDS, "test")
+    model = OracleModel(moms, tiny_config(clip_seconds=TINY_CLIP_SECONDS, media=TINY_MEDIA))
+    result = evaluate(model, moms, OperatingPoint("threshold", threshold=0.5), bootstrap=200)
+    m, table = result.metrics, result.per_mom
+    assert sorted(table["mom_id"]) == sorted(moms.mom_ids)
+    on = table[table["on_screen_mom"]]
+    assert on["calibrated_on_screen_si_snr"].mean() == pytest.approx(
+        m["calibrated_on_screen_si_snr"]
+    )
+    for key in ("calibrated_on_screen_si_snr", "mixture_si_snr", "oracle_si_snr"):
+        low, high = m[f"{key}_ci95_low"], m[f"{key}_ci95_high"]
+        assert low <= m[key] + 1e-9 and m[key] <= high + 1e-9 and low < high
+    assert m["calibrated_share_at_cap"] == 1.0  # nothing kept on any off-screen MoM
+    assert m["auc_roc_on_screen_moms"] == 1.0
+    assert m["mixture_si_snr_on_off"] == pytest.approx(m["mixture_si_snr"])
+    assert {ex["kind"] for ex in result.examples} == set(moms.kind)  # every kind shown
+
+
+class GatingModel(torch.nn.Module):
+    """Separates nothing: one source is the whole mixture, kept on on-screen clips and
+    dropped on off-screen ones (a clip-level gate, e.g. a motion detector)."""
+
+    def __init__(self, moms: MoMSet, config):
+        super().__init__()
+        self.config = config
+        self.on = {}
+        for _, batch in moms.batches(1000):
+            for k in range(len(batch.mix1)):
+                self.on[batch.mixture[k].numpy().tobytes()] = bool(batch.label[k])
+
+    def forward(self, mixture, frames):
+        zeros = torch.zeros_like(mixture)
+        sources = torch.stack([mixture, zeros, zeros, zeros], 1)
+        gate = [10.0 if self.on[row.numpy().tobytes()] else -10.0 for row in mixture]
+        logits = torch.tensor([[g, -10.0, -10.0, -10.0] for g in gate])
+        on_screen = (torch.sigmoid(logits).unsqueeze(-1) * sources).sum(1)
+        return AudioScopeOutput(sources, logits, on_screen, mixture - on_screen)
+
+
+def test_a_clip_gate_is_visible_for_what_it_is(tiny_data):
+    """Perfect suppression, but the on-screen estimate is the mixture: the per-kind figures
+    show the calibrated on-screen SI-SNR equal to the mixture's, and SI-SNRi 0."""
+    moms = MoMSet.from_table(tiny_data.store, tiny_data.mom_table, TINY_CLIP_SECONDS, "test")
+    model = GatingModel(moms, tiny_config(clip_seconds=TINY_CLIP_SECONDS, media=TINY_MEDIA))
+    m = evaluate(model, moms, OperatingPoint("threshold", threshold=0.5), bootstrap=50).metrics
+    assert m["calibrated_off_screen_suppression"] == pytest.approx(60.0)
+    assert m["calibrated_on_screen_si_snr_on_off"] == pytest.approx(
+        m["mixture_si_snr_on_off"], abs=1e-4
+    )
+    assert m["calibrated_on_screen_si_snri"] == pytest.approx(0.0, abs=1e-4)

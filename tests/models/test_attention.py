@@ -1,16 +1,33 @@
 import pytest
 import torch
 
-from audioscope_kedro.models.attention import ATTENTION_VARIANTS, AttentionConfig, build_attention
+from audioscope_kedro.models.attention import (
+    ATTENTION_VARIANTS,
+    AttentionConfig,
+    Block,
+    build_attention,
+)
 
 VARIANTS = sorted(ATTENTION_VARIANTS)
 
 
 def make(variant, **kw):
     torch.manual_seed(0)
-    return build_attention(
-        AttentionConfig(variant=variant, dim=16, heads=2, layers=2, time_window=4, **kw)
-    ).eval()
+    return build_attention(AttentionConfig(variant=variant, dim=16, heads=2, **kw)).eval()
+
+
+def make_identity(block: Block) -> None:
+    """A pre-norm residual block whose attention and MLP outputs are zero returns its input."""
+    with torch.no_grad():
+        for linear in (block.attn.out, block.mlp[-1]):
+            linear.weight.zero_()
+            linear.bias.zero_()
+
+
+def perturb(module: torch.nn.Module) -> None:
+    with torch.no_grad():
+        for p in module.parameters():
+            p.add_(torch.randn_like(p))
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -32,9 +49,10 @@ def test_batch_elements_do_not_leak(variant):
     torch.testing.assert_close(att(audio2, video2)[:1], alone, atol=1e-5, rtol=1e-4)
 
 
+@pytest.mark.parametrize("layers", [1, 3])
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_gradients_reach_every_parameter(variant):
-    att = make(variant).train()
+def test_gradients_reach_every_parameter(variant, layers):
+    att = make(variant, layers=layers).train()
     audio = torch.randn(2, 3, 6, 16, requires_grad=True)
     video = torch.randn(2, 6, 4, 16, requires_grad=True)
     att(audio, video).pow(2).sum().backward()
@@ -52,19 +70,101 @@ def test_output_depends_on_video(variant):
     assert not torch.allclose(a, b)
 
 
-def test_separable_time_attention_is_local():
-    """sep_sa sees frames only within its window per layer: a change at the last frame cannot
-    reach the first frame's features through one layer."""
-    from audioscope_kedro.models.attention import Block, _time_attention
+@pytest.mark.parametrize("variant", ["sep_sa", "sep_cma"])
+def test_separable_time_attention_is_global_and_within_streams(variant):
+    """The time stage links any two frames of a stream, however far apart (64 frames, 8 s at
+    8 fps), and never mixes streams: a change at the last frame of one source reaches that
+    source's first frame and nothing else."""
+    att = make(variant)
+    audio, video = torch.randn(1, 3, 64, 16), torch.randn(1, 4, 64, 16)  # video as [B, P, F, D]
+    a0, v0 = att.over_time(audio, video)
+    audio2 = audio.clone()
+    audio2[:, 1, -1] += 3 * torch.randn(16)
+    a1, v1 = att.over_time(audio2, video)
+    assert not torch.allclose(a1[:, 1, 0], a0[:, 1, 0])
+    torch.testing.assert_close(a1[:, [0, 2]], a0[:, [0, 2]])
+    torch.testing.assert_close(v1, v0)
+    video2 = video.clone()
+    video2[:, 2, 0] += 3 * torch.randn(16)
+    a2, v2 = att.over_time(audio, video2)
+    assert not torch.allclose(v2[:, 2, -1], v0[:, 2, -1])
+    torch.testing.assert_close(v2[:, [0, 1, 3]], v0[:, [0, 1, 3]])
+    torch.testing.assert_close(a2, a0)
 
-    torch.manual_seed(0)
-    block = Block(16, 2, cross=True).eval()
-    x = torch.randn(1, 2, 32, 16)
-    y = x.clone()
-    y[:, :, -1] += 10
-    a, b = _time_attention(block, x, 4), _time_attention(block, y, 4)
-    torch.testing.assert_close(a[:, :, :20], b[:, :, :20])
-    assert not torch.allclose(a[:, :, -1], b[:, :, -1])
+
+@pytest.mark.parametrize("variant", ["sep_sa", "sep_cma"])
+def test_separable_per_step_attention_does_not_mix_time_steps(variant):
+    """The per-step layers see only the tokens of one frame: a change of the video at frame 5
+    changes the sources' features at frame 5 and at no other frame."""
+    att = make(variant, layers=3)
+    audio, video = torch.randn(1, 3, 12, 16), torch.randn(1, 4, 12, 16)
+    before = att.per_step(audio, video)
+    video2 = video.clone()
+    video2[:, :, 5] += 3 * torch.randn(4, 16)
+    after = att.per_step(audio, video2)
+    assert not torch.allclose(after[:, :, 5], before[:, :, 5])
+    others = [t for t in range(12) if t != 5]
+    torch.testing.assert_close(after[:, :, others], before[:, :, others])
+
+
+@pytest.mark.parametrize("variant", ["cma", "sep_cma"])
+def test_cross_modal_streams_update_in_parallel(variant):
+    """Audio and video of one layer both read the previous layer's outputs. With the second
+    layer's audio block the identity, the output is the first layer's audio update, which must
+    read the input video, not the first layer's video update: changing that video block's
+    weights leaves the output unchanged (a sequential ``v = v2a(v, a); a = a2v(a, v)`` would
+    change it)."""
+    att = make(variant, layers=2)
+    cross = att.cross if variant == "cma" else att.step_cross
+    make_identity(cross.a2v[1])
+    audio, video = torch.randn(1, 3, 6, 16), torch.randn(1, 6, 4, 16)
+    before = att(audio, video)
+    perturb(cross.v2a[0])
+    torch.testing.assert_close(att(audio, video), before)
+    perturb(cross.a2v[0])  # the check itself can fail: the first audio block does matter
+    assert not torch.allclose(att(audio, video), before)
+
+
+@pytest.mark.parametrize("variant", ["cma", "sep_cma"])
+def test_cross_modal_video_update_reaches_the_next_layer(variant):
+    att = make(variant, layers=2)
+    cross = att.cross if variant == "cma" else att.step_cross
+    audio, video = torch.randn(1, 3, 6, 16), torch.randn(1, 6, 4, 16)
+    before = att(audio, video)
+    perturb(cross.v2a[0])
+    assert not torch.allclose(att(audio, video), before)
+    assert len(cross.v2a) == 1  # the last layer's video update would be read by nothing
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_config_round_trip(variant):
+    config = AttentionConfig(variant=variant, dim=32, heads=2, layers=3, dropout=0.1)
+    assert AttentionConfig.from_dict(vars(config)) == config
+
+
+@pytest.mark.parametrize("variant", ["pool", "sa"])
+def test_saved_config_with_time_window_loads_where_the_architecture_is_unchanged(variant):
+    saved = {"variant": variant, "dim": 16, "heads": 2, "layers": 1, "time_window": 8}
+    assert AttentionConfig.from_dict(saved) == AttentionConfig(variant, 16, 2, 1)
+
+
+@pytest.mark.parametrize("variant", ["cma", "sep_sa", "sep_cma"])
+def test_saved_config_with_time_window_is_refused_where_the_architecture_changed(variant):
+    saved = {"variant": variant, "dim": 16, "heads": 2, "layers": 1, "time_window": 8}
+    with pytest.raises(ValueError, match="time_window.*retrain"):
+        AttentionConfig.from_dict(saved)
+
+
+def test_unknown_saved_field_is_named():
+    with pytest.raises(ValueError, match="window_size"):
+        AttentionConfig.from_dict({"variant": "sa", "window_size": 3})
+
+
+def test_invalid_sizes_are_refused():
+    with pytest.raises(ValueError, match="layers"):
+        AttentionConfig(layers=0)
+    with pytest.raises(ValueError, match="divisible"):
+        AttentionConfig(dim=30, heads=4)
 
 
 def test_unknown_variant_and_mismatched_frames():

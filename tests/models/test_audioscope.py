@@ -1,3 +1,4 @@
+import json
 import time
 
 import pytest
@@ -97,3 +98,20 @@ def test_config_round_trip():
     assert AudioScopeConfig.from_dict(cfg.to_dict()) == cfg
     with pytest.raises(ValueError, match="must equal"):
         AudioScopeConfig(embedding=EmbeddingConfig(dim=32), attention=AttentionConfig(dim=64))
+
+
+@pytest.mark.parametrize("variant, loads", [("pool", True), ("sep_sa", False)])
+def test_a_config_json_of_the_local_window_era(tmp_path, variant, loads):
+    """Models saved before the separable variants attended globally over time carry
+    `attention.time_window`: where the architecture is unchanged they load, otherwise the
+    error names the field."""
+    AudioScope(tiny_config(variant)).save(tmp_path / "m")
+    path = tmp_path / "m" / "config.json"
+    config = json.loads(path.read_text())
+    config["attention"]["time_window"] = 8
+    path.write_text(json.dumps(config))
+    if loads:
+        AudioScope.load(tmp_path / "m")
+    else:
+        with pytest.raises(ValueError, match="time_window"):
+            AudioScope.load(tmp_path / "m")

@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from audioscope_kedro.command import main as cli_main
+from audioscope_kedro.data.lists import read_clip_list
 from audioscope_kedro.evaluation.metric_names import Metric
 from audioscope_kedro.models.audioscope import AudioScope
 from tests.helpers import PROJECT_ROOT, TEST_DATA, kedro_process_args
@@ -46,9 +47,7 @@ def test_chain_outputs(chain):
     model_dir = chain / TEST_DATA / "06_models/audioscope"
     assert {"model.pt", "config.json", "calibration.json"} <= {p.name for p in model_dir.iterdir()}
     calibration = json.loads((model_dir / "calibration.json").read_text())
-    assert (
-        calibration["target_suppression_db"] == 15.0 and calibration["point"]["kind"] == "threshold"
-    )
+    assert calibration["target_suppression_db"] == 15.0 and calibration["point"]["kind"] == "affine"
     curve = pd.read_csv(reporting / "train_curve.csv")
     assert curve["step"].tolist() == [4, 8] and {
         "train_mixit",
@@ -56,17 +55,30 @@ def test_chain_outputs(chain):
         "val_on_screen_si_snr",
     } <= set(curve)
     report = (reporting / "report.html").read_text()
-    assert report.count("<audio controls") == 3 * 2 and "data:image/png;base64" in report
+    # one example per MoM kind: (on, off) with mixture, estimate and reference, (off, off)
+    # with mixture and estimate
+    assert report.count("<audio controls") == 3 + 2 and "data:image/png;base64" in report
     for png in ("trade_off.png", "roc.png", "examples.png"):
         assert (reporting / png).stat().st_size > 1000
     coincidence = json.loads((reporting / "coincidence_report.json").read_text())
-    assert (
-        coincidence["train_clips"] == 8 and coincidence["train_clips_kept"] == 8
-    )  # threshold 0 in test env
-    filtered = pd.read_csv(
-        chain / TEST_DATA / "04_feature/coincidence_filtered_train_clips.csv", header=None
+    # the V1 filter at threshold 0 in the test env: every training clip is kept
+    assert coincidence["filter"] is True and coincidence["folds"] == 2
+    assert coincidence["train_clips"] == 8 and coincidence["train_clips_kept"] == 8
+    assert coincidence["train_clips_labelled"] == 2  # train_onscreen + train_offscreen
+    assert 0 <= coincidence["held_out_auc_roc"] <= 1
+    assert sorted(coincidence["held_out_auc_roc_per_fold"]) == ["fold_0", "fold_1"]
+    features = chain / TEST_DATA / "04_feature"
+    assert len(read_clip_list(features / "coincidence_filtered_train_clips.csv")) == 8
+    scores = pd.read_parquet(features / "coincidence_scores.parquet")
+    assert scores["coincidence_score"].between(0, 1).all()
+    assert sorted(scores.loc[scores["split"] == "train", "fold"].unique()) == [0, 1]
+    assert (scores.loc[scores["split"] != "train", "fold"] == -1).all()
+    models = chain / TEST_DATA / "06_models/coincidence"
+    assert sorted(p.name for p in models.iterdir()) == ["fold_0_model", "fold_1_model"]
+    coincidence_curve = pd.read_csv(reporting / "coincidence_curve.csv")
+    assert {"step", "val_auc_roc", "val_auc_roc_fold_0", "val_auc_roc_fold_1"} <= set(
+        coincidence_curve
     )
-    assert filtered.shape == (8, 4) and filtered[3].between(0, 1).all()
     assert (chain / TEST_DATA / "06_models/pretrained_separator/config.json").exists()
 
 

@@ -7,7 +7,7 @@ import optuna
 from optuna.trial import TrialState
 
 from audioscope_kedro.training.audioscope import with_tuned
-from audioscope_kedro.tuning.study import as_overrides, make_storage, relevant_params, run_worker
+from audioscope_kedro.tuning.study import as_overrides, make_storage, run_worker
 from tests.helpers import base_tune_space, tune_space
 
 
@@ -72,7 +72,6 @@ def test_overrides_and_relevant_params():
         "layers": 2,
         "heads": 4,
         "dim": 32,
-        "time_window": 8,
         "learning_rate": 0.002,
         "classification_loss": "exact",
         "num_sources": 4,
@@ -84,12 +83,10 @@ def test_overrides_and_relevant_params():
         "layers": 2,
         "heads": 4,
         "dim": 32,
-        "time_window": 8,
     }
     assert over["model"]["embedding"] == {"dim": 32} and over["train"]["loop"] == {
         "learning_rate": 0.002
     }
-    assert "time_window" not in relevant_params({**params, "variant": "sa"}, space)
     assert over["train"]["classification_loss"] == "exact"
     train, model = with_tuned(
         {"loop": {"steps": 5, "learning_rate": 1}, "seed": 0},

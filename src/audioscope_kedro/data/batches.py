@@ -6,6 +6,7 @@ Clips are read through the store's memory maps, batch by batch: nothing is loade
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -178,13 +179,17 @@ class MoMSet:
     def __len__(self) -> int:
         return len(self.first)
 
-    def batches(self, batch_size: int, kind: MomKind | None = None):
-        """Yield ``(positions, MoMBatch)`` in table order, optionally one kind only."""
-        idx = np.arange(len(self)) if kind is None else np.flatnonzero(self.kind == kind)
+    def batches(self, batch_size: int, kinds: MomKind | Iterable[MomKind] | None = None):
+        """Yield ``(positions, MoMBatch)`` in table order, optionally of some kinds only."""
+        if kinds is None:
+            idx = np.arange(len(self))
+        else:
+            wanted = [str(kinds)] if isinstance(kinds, MomKind) else [str(k) for k in kinds]
+            idx = np.flatnonzero(np.isin(self.kind.astype(str), wanted))
         for start in range(0, len(idx), batch_size):
             pos = idx[start : start + batch_size]
             a, b = self.first[pos], self.second[pos]
-            labels = np.array([MomKind(k).labels[0].code for k in self.kind[pos]], dtype=int)
+            labels = np.array([MomKind(k).first_label.code for k in self.kind[pos]], dtype=int)
             yield (
                 pos,
                 MoMBatch(

@@ -26,7 +26,8 @@ def _with_ids(frame: pd.DataFrame, split: Split, label: ClipLabel) -> pd.DataFra
 
 def _mom_halves(key: ListKey, moms: pd.DataFrame) -> list[pd.DataFrame]:
     halves = []
-    for n, label in ((1, key.label), (2, key.partner)):
+    # a random partner (V2) has no human label: it is not "offscreen" in the clip table
+    for n, label in ((1, key.label), (2, key.partner.label)):
         half = moms[[f"{c}_{n}" for c in CLIP_COLUMNS]]
         half.columns = CLIP_COLUMNS
         halves.append(_with_ids(half, key.split, label))

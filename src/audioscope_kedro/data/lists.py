@@ -242,38 +242,82 @@ class ClipLabel(StrEnum):
         return {"onscreen": 1, "offscreen": 0, "": -1}[self.value]
 
 
-class MomKind(StrEnum):
-    """What the two clips of an evaluation MoM are (frames always of clip 1)."""
+class Partner(StrEnum):
+    """What clip 2 of a MoM list is, as the list's file name says."""
 
-    ON_OFF = "on_off"  # on-screen-only clip 1 + off-screen-only clip 2 (V1)
-    OFF_OFF = "off_off"  # two off-screen-only clips: nothing on screen to keep (V1)
-
-    @classmethod
-    def of(cls, label_1: ClipLabel, label_2: ClipLabel) -> MomKind:
-        return cls(f"{label_1.short}_{label_2.short}")
+    ONSCREEN = "onscreen_unanimous"  # (not in either release, accepted for symmetry)
+    OFFSCREEN = "offscreen_unanimous"  # AudioScope (V1): an off-screen-only clip
+    RANDOM = "random_unfiltered"  # AudioScopeV2: a random unfiltered clip, no human label
 
     @property
-    def labels(self) -> tuple[ClipLabel, ClipLabel]:
-        """The human labels of clip 1 and clip 2."""
-        first, second = self.value.split("_")
-        return ClipLabel.from_short(first), ClipLabel.from_short(second)
+    def label(self) -> ClipLabel:
+        """Its human label in the clip table: a random partner has none."""
+        return {
+            Partner.ONSCREEN: ClipLabel.ONSCREEN,
+            Partner.OFFSCREEN: ClipLabel.OFFSCREEN,
+            Partner.RANDOM: ClipLabel.UNLABELLED,
+        }[self]
+
+    @property
+    def short(self) -> str:
+        return {Partner.ONSCREEN: "on", Partner.OFFSCREEN: "off", Partner.RANDOM: "random"}[self]
+
+    @classmethod
+    def from_short(cls, short: str) -> Partner:
+        return {"on": cls.ONSCREEN, "off": cls.OFFSCREEN, "random": cls.RANDOM}[short]
+
+
+class MomKind(StrEnum):
+    """What the two clips of an evaluation MoM are (frames always of clip 1).
+
+    For evaluation only clip 1's label matters: when clip 1 is on-screen only, its soundtrack
+    is the on-screen reference and clip 2 plays the off-screen role, whatever it is; when clip 1
+    is off-screen only, nothing in the MoM is on screen and it measures suppression.
+    """
+
+    ON_OFF = "on_off"  # V1: on-screen-only clip 1 + off-screen-only clip 2
+    OFF_OFF = "off_off"  # V1: two off-screen-only clips
+    ON_RANDOM = "on_random"  # V2: on-screen-only clip 1 + a random unfiltered clip 2
+    OFF_RANDOM = "off_random"  # V2: off-screen-only clip 1 + a random unfiltered clip 2
+    ON_ON = "on_on"  # in no release; accepted for symmetry
+
+    @classmethod
+    def of(cls, label_1: ClipLabel, partner: Partner) -> MomKind:
+        return cls(f"{label_1.short}_{partner.short}")
+
+    @property
+    def first_label(self) -> ClipLabel:
+        """The human label of clip 1."""
+        return ClipLabel.from_short(self.value.split("_")[0])
+
+    @property
+    def partner(self) -> Partner:
+        return Partner.from_short(self.value.split("_")[1])
 
     @property
     def has_on_screen_reference(self) -> bool:
         """Clip 1 is on-screen only: its soundtrack is the on-screen reference. Otherwise the
         whole mixture is off-screen and the MoM measures suppression."""
-        return self is MomKind.ON_OFF
+        return self.first_label is ClipLabel.ONSCREEN
 
 
 @dataclass(frozen=True, order=True)
 class ListKey:
-    """Which list a file is, whatever its prefix: split, human label, and for a MoM list the
-    label of clip 2. ``str(key)`` is the short form used in logs: ``train``,
-    ``test_onscreen``, ``test_on_off_mom``."""
+    """Which list a file is, whatever its prefix: split, human label, and for a MoM list what
+    clip 2 is. ``str(key)`` is the short form used in logs: ``train``, ``test_onscreen``,
+    ``test_on_off_mom``, ``validate_off_random_mom``."""
 
     split: Split
     label: ClipLabel = ClipLabel.UNLABELLED
-    partner: ClipLabel | None = None  # MoM lists only: the label of clip 2
+    partner: Partner | None = None  # MoM lists only
+
+    def __post_init__(self) -> None:
+        if isinstance(self.partner, ClipLabel):  # a V1 partner given by its label
+            object.__setattr__(self, "partner", Partner(f"{self.partner}_unanimous"))
+        elif self.partner is not None and not isinstance(self.partner, Partner):
+            raise TypeError(f"a MoM list's partner is a Partner, not {self.partner!r}")
+        if self.partner is not None and self.label is ClipLabel.UNLABELLED:
+            raise ValueError("a MoM list's clip 1 is labelled on- or off-screen")
 
     @property
     def is_mom(self) -> bool:
@@ -296,9 +340,8 @@ class ListKey:
         parts = text.split("_")
         try:
             if len(parts) == 4 and parts[-1] == "mom":
-                return cls(
-                    Split(parts[0]), ClipLabel.from_short(parts[1]), ClipLabel.from_short(parts[2])
-                )
+                label = ClipLabel.from_short(parts[1])
+                return cls(Split(parts[0]), label, Partner.from_short(parts[2]))
             if len(parts) == 2:
                 return cls(Split(parts[0]), ClipLabel(parts[1]))
             if len(parts) == 1:
@@ -308,19 +351,22 @@ class ListKey:
         raise ValueError(f"not a list key: {text!r}")
 
     def file_name(self, prefix: str) -> str:
-        """The release file name, e.g. ``filtered_test_onscreen_unanimous_plus_offscreen_unanimous_mom_clips.csv``."""
+        """The release file name, e.g.
+        ``filtered_test_onscreen_unanimous_plus_offscreen_unanimous_mom_clips.csv`` or
+        ``unfiltered_test_offscreen_unanimous_plus_random_unfiltered_mom_clips.csv``."""
         parts = [prefix, str(self.split)]
         if self.label:
             parts.append(f"{self.label}_unanimous")
         if self.partner is not None:
-            parts.append(f"plus_{self.partner}_unanimous_mom")
+            parts.append(f"plus_{self.partner}_mom")
         return "_".join(parts) + "_clips.csv"
 
 
 _LIST_NAME = re.compile(
     r"^(?P<prefix>[A-Za-z0-9]+)_(?P<split>train|validate|test)"
     r"(?:_(?P<label>onscreen|offscreen)_unanimous"
-    r"(?:_plus_(?P<label2>onscreen|offscreen)_unanimous_(?P<mom>mom))?)?_clips\.csv$"
+    r"(?:_plus_(?P<partner>onscreen_unanimous|offscreen_unanimous|random_unfiltered)_mom)?)?"
+    r"_clips\.csv$"
 )
 
 
@@ -340,19 +386,50 @@ def parse_list_name(file_name: str) -> ListName | None:
     match = _LIST_NAME.match(file_name)
     if not match:
         return None
-    partner = ClipLabel(match["label2"]) if match["label2"] else None
+    partner = Partner(match["partner"]) if match["partner"] else None
     key = ListKey(Split(match["split"]), ClipLabel(match["label"] or ""), partner)
     return ListName(prefix=match["prefix"], key=key)
 
 
+def release_list_names(prefix: str) -> list[str]:
+    """Every list file name of a release: ``filtered`` (AudioScope) or ``unfiltered``
+    (AudioScopeV2), as their READMEs name them."""
+    partner = {"filtered": Partner.OFFSCREEN, "unfiltered": Partner.RANDOM}[prefix]
+    keys = [ListKey(s, label) for s in Split for label in ClipLabel]
+    keys += [
+        ListKey(s, label, partner)
+        for s in (Split.VALIDATE, Split.TEST)
+        for label in (ClipLabel.ONSCREEN, ClipLabel.OFFSCREEN)
+    ]
+    return [k.file_name(prefix) for k in keys]
+
+
+@dataclass
+class FoundLists:
+    """The lists of one prefix in a folder, and the files that look like lists but are not."""
+
+    lists: dict[ListKey, Path]
+    unrecognised: list[Path]
+
+
 def find_lists(folder: str | Path, prefix: str) -> dict[ListKey, Path]:
     """All lists with the given prefix in ``folder``, keyed by :class:`ListKey`."""
+    return scan_lists(folder, prefix).lists
+
+
+def scan_lists(folder: str | Path, prefix: str) -> FoundLists:
+    """Lists with ``prefix`` in ``folder``; a ``<prefix>_*.csv`` file whose name matches no
+    list name of either release is returned as unrecognised (the caller warns), never
+    silently skipped."""
     found: dict[ListKey, Path] = {}
-    for path in sorted(Path(folder).glob(f"{prefix}_*_clips.csv")):
+    unrecognised: list[Path] = []
+    for path in sorted(Path(folder).glob(f"{prefix}_*.csv")):
         name = parse_list_name(path.name)
         if name is not None and name.prefix == prefix:
             found[name.key] = path
-    return found
+        else:
+            unrecognised.append(path)
+    return FoundLists(found, unrecognised)
 
 
 def read_list(path: str | Path, key: ListKey, source: str | None = None) -> pd.DataFrame:

@@ -57,7 +57,13 @@ def write_mp4(
         video = container.add_stream("libx264", rate=rate)
         video.width, video.height = frames.shape[2], frames.shape[1]
         video.pix_fmt = "yuv420p"
-        video.options = {"crf": str(crf), "preset": "veryfast", "threads": "1"}
+        # mbtree off: with it x264 gave different bytes for the same frames from run to run
+        video.options = {
+            "crf": str(crf),
+            "preset": "veryfast",
+            "threads": "1",
+            "x264-params": "mbtree=0",
+        }
         sound = container.add_stream("aac", rate=sample_rate, layout="mono")
         sound.bit_rate = audio_bitrate
         for i, rgb in enumerate(frames):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -9,13 +10,21 @@ import pandas as pd
 from kedro.io import AbstractDataset
 
 from audioscope_kedro.atomic import atomic_path
-from audioscope_kedro.data.lists import ListKey, ListValidationError, find_lists, read_list
+from audioscope_kedro.data.lists import (
+    ListKey,
+    ListValidationError,
+    find_lists,
+    read_list,
+    scan_lists,
+)
+
+log = logging.getLogger(__name__)
 
 
 class AudioScopeListsDataset(
     AbstractDataset[dict[ListKey, pd.DataFrame], dict[ListKey, pd.DataFrame]]
 ):
-    """All lists named ``<prefix>_<split>[_<label>_unanimous[_plus_<label>_unanimous_mom]]_clips.csv``
+    """All lists named ``<prefix>_<split>[_<label>_unanimous[_plus_<partner>_mom]]_clips.csv``
     in ``path``, as a dict keyed by :class:`ListKey` (``train``, ``test_onscreen``,
     ``test_on_off_mom``...).
 
@@ -31,7 +40,15 @@ class AudioScopeListsDataset(
     def load(self) -> dict[ListKey, pd.DataFrame]:
         lists: dict[ListKey, pd.DataFrame] = {}
         errors: list[str] = []
-        for key, file in find_lists(self._path, self._prefix).items():
+        found = scan_lists(self._path, self._prefix)
+        for file in found.unrecognised:
+            log.warning(
+                "%s looks like a list (prefix %r) but matches no list name of the AudioScope or "
+                "AudioScopeV2 release: not read",
+                file,
+                self._prefix,
+            )
+        for key, file in found.lists.items():
             try:
                 lists[key] = read_list(file, key, source=str(file))
             except ListValidationError as err:

@@ -1,10 +1,18 @@
 """Synthetic audio-visual scenes for the demo dataset (plain numpy + OpenCV, no Kedro).
 
-A scene has visible sounding objects, optional silent visible distractors, off-screen sounds
+A scene has visible sounding objects, silent visible objects (distractors), off-screen sounds
 with nothing visible, and background noise. Each object's look (shape, colour, texture) is a
 function of its sound class, and its size, brightness and vertical motion follow its sound's
-loudness over time, so audio-visual correspondence is learnable. Everything is a pure function
-of the scene's seed.
+loudness over time, so audio-visual correspondence is learnable.
+
+Nothing visual tells an on-screen-only clip from an off-screen-only one without listening
+(docs/demo.md; ``benchmarks/shortcut_baseline.py`` measures it): every scene shows the same
+number of visible objects whatever its sounds, silent ones filling up; a silent object moves
+exactly as a sounding object of its class would, on the loudness of a sound of its own that is
+never heard (so its motion is uncorrelated with the soundtrack); the camera pans and shakes
+over a cluttered background. Only the synchrony between a visible object and a sound heard in
+the clip (and which sound class goes with which look) tells what is on screen. Everything is a
+pure function of the scene's seed.
 """
 
 from __future__ import annotations
@@ -57,16 +65,33 @@ class Source:
 
 
 @dataclass
+class Distractor:
+    """A silent visible object: it looks like an object of ``class_name`` and moves on the
+    loudness of ``motion``, a sound of that class drawn for it alone and never heard."""
+
+    class_name: str
+    look: Look
+    position: tuple[float, float]
+    motion: np.ndarray  # float32 [T], not part of the mixture
+
+
+@dataclass
 class Scene:
     sample_rate: int
     duration: float
     sources: list[Source]
-    distractors: list[tuple[Look, tuple[float, float]]] = field(default_factory=list)
-    background: tuple[int, int, int] = (20, 20, 30)
+    distractors: list[Distractor] = field(default_factory=list)
+    backdrop_seed: int = 0  # background, clutter and camera path (see make_backdrop)
 
     @property
     def mixture(self) -> np.ndarray:
         return np.sum([s.audio for s in self.sources], axis=0).astype(np.float32)
+
+    @property
+    def visible(self) -> list[tuple[Look, tuple[float, float], np.ndarray]]:
+        """Every visible object as (look, position, the audio whose loudness moves it)."""
+        on = [(s.look, s.position, s.audio) for s in self.sources if s.role == "on_screen"]
+        return on + [(d.look, d.position, d.motion) for d in self.distractors]
 
 
 # ---------------------------------------------------------------- sounds
@@ -75,6 +100,11 @@ class Scene:
 def _envelope(rng: np.random.Generator, n: int, sr: int) -> np.ndarray:
     """Slowly varying loudness: a few on/off events with smooth attacks and decays.
 
+    Events start anywhere and wrap around the clip's end (smoothing wraps too), so that every
+    time of the clip is as likely to be loud: a stationary envelope. Otherwise sounds are
+    louder mid-clip, and the envelopes of unrelated sounds (a silent object's motion and the
+    soundtrack) are correlated.
+
     Built at a 200 Hz control rate and interpolated to audio rate: smoothing at audio rate
     was most of the cost of making a scene.
     """
@@ -82,12 +112,13 @@ def _envelope(rng: np.random.Generator, n: int, sr: int) -> np.ndarray:
     m = max(2, int(np.ceil(n * rate / sr)))
     env = np.zeros(m)
     for _ in range(rng.integers(2, 6)):
-        start = rng.integers(0, max(1, m - rate // 4))
-        length = rng.integers(rate // 4, max(rate // 4 + 1, m // 2))
-        env[start : start + length] = np.maximum(env[start : start + length], rng.uniform(0.5, 1))
+        length = int(rng.integers(rate // 4, max(rate // 4 + 1, m // 2)))
+        span = (int(rng.integers(m)) + np.arange(min(length, m))) % m
+        env[span] = np.maximum(env[span], rng.uniform(0.5, 1))
     kernel = np.hanning(rate // 20)
-    env = np.convolve(env, kernel / kernel.sum(), mode="same")
-    env = np.interp(np.arange(n) * rate / sr, np.arange(m), env)
+    half = kernel.size // 2
+    env = np.convolve(np.pad(env, half, mode="wrap"), kernel / kernel.sum(), mode="same")
+    env = np.interp(np.arange(n) * rate / sr, np.arange(m), env[half : half + m])
     return env / (env.max() + 1e-9)
 
 
@@ -194,7 +225,20 @@ class SceneConfig:
     height: int = 96
     level_range_db: tuple[float, float] = (-6.0, 6.0)
     background_noise_db: float = -35.0  # relative to a unit-RMS source
-    distractor_probability: float = 0.3  # a silent visible object: visible is not sounding
+    # Visible objects per scene (sounding + silent), drawn uniformly from this range whatever
+    # the scene's sounds; silent objects fill up. With a minimum of at least the most sounding
+    # objects a scene has, the count says nothing about what is heard.
+    visible_objects: tuple[int, int] = (2, 3)
+    camera_pan: float = 0.06  # amplitude of the camera's slow random pan, fraction of frame size
+    camera_shake: float = 0.012  # std of its frame-to-frame shake, fraction of frame size
+    clutter: int = 10  # static background shapes (they move with the camera)
+
+    def __post_init__(self) -> None:
+        lo, hi = self.visible_objects
+        if not 0 <= lo <= hi:
+            raise ValueError(f"visible_objects must be (min, max) with 0 <= min <= max: {lo, hi}")
+        if self.camera_pan < 0 or self.camera_shake < 0 or self.clutter < 0:
+            raise ValueError("camera_pan, camera_shake and clutter must not be negative")
 
 
 def make_scene(
@@ -204,17 +248,31 @@ def make_scene(
     config: SceneConfig,
     bank: SoundBank | None = None,
 ) -> Scene:
-    """Build one scene from its seed; the same seed and settings give the same scene."""
+    """Build one scene from its seed; the same seed and settings give the same scene.
+
+    ``max(n_on, v)`` objects are visible, ``v`` drawn from ``config.visible_objects``: the
+    ``n_on`` sounding ones and silent distractors. Distractors take classes that are not heard
+    in the scene where there are enough classes, so that a look seen with its sound heard means
+    that object is sounding.
+    """
     rng = np.random.default_rng(seed)
     sr, n = config.sample_rate, int(round(config.duration * config.sample_rate))
     classes = bank.classes if bank is not None else SYNTH_CLASSES
-    # On-screen objects get distinct classes so that each look stands for one sound.
-    chosen = rng.choice(len(classes), size=n_on + n_off, replace=n_on + n_off > len(classes))
-    positions = _spread_positions(rng, n_on + 1)
+    n_visible = max(
+        n_on, int(rng.integers(config.visible_objects[0], config.visible_objects[1] + 1))
+    )
+    n_silent = n_visible - n_on
+    # Sounds get distinct classes so that each look stands for one sound; so do distractors,
+    # from the classes left over.
+    order = rng.permutation(len(classes))
+    if n_on + n_off + n_silent > len(classes):
+        order = np.concatenate([order, rng.integers(len(classes), size=n_on + n_off + n_silent)])
+    chosen, silent = order[: n_on + n_off], order[n_on + n_off : n_on + n_off + n_silent]
+    positions = _spread_positions(rng, n_visible)
     sources: list[Source] = []
     for i, c in enumerate(chosen):
         name = classes[c]
-        audio = bank.sound(name, rng, n) if bank is not None else synth_sound(name, rng, n, sr)
+        audio = _sound(name, rng, n, sr, bank)
         audio *= 10 ** (rng.uniform(*config.level_range_db) / 20)
         if i < n_on:
             sources.append(Source("on_screen", name, audio, look_of_class(int(c)), positions[i]))
@@ -226,12 +284,22 @@ def make_scene(
     if peak > 0.9:  # scale every stem alike so they still sum to the mixture
         for s in sources:
             s.audio *= 0.9 / peak
-    distractors = []
-    if rng.random() < config.distractor_probability:
-        c = int(rng.integers(len(classes)))
-        distractors.append((look_of_class(c), positions[-1]))
-    background = tuple(int(v) for v in rng.integers(10, 60, size=3))
-    return Scene(sr, config.duration, sources, distractors, background)
+    distractors = [
+        Distractor(
+            classes[c],
+            look_of_class(int(c)),
+            positions[n_on + j],
+            _sound(classes[c], rng, n, sr, bank),
+        )
+        for j, c in enumerate(silent)
+    ]
+    return Scene(sr, config.duration, sources, distractors, int(rng.integers(2**31)))
+
+
+def _sound(
+    name: str, rng: np.random.Generator, n: int, sr: int, bank: SoundBank | None
+) -> np.ndarray:
+    return bank.sound(name, rng, n) if bank is not None else synth_sound(name, rng, n, sr)
 
 
 def _spread_positions(rng: np.random.Generator, k: int) -> list[tuple[float, float]]:
@@ -261,13 +329,16 @@ def loudness_track(audio: np.ndarray, sr: int, fps: float, num_frames: int) -> n
     return out / (out.max() + 1e-9)
 
 
-def _texture_mask(texture: str, h: int, w: int, phase: int) -> np.ndarray:
-    yy, xx = np.mgrid[0:h, 0:w]
+def _texture_mask(texture: str, ys: slice, xs: slice, centre: tuple[int, int], phase: int):
+    """The texture over the pixels ``ys, xs`` of an object centred at ``centre`` (it moves
+    with the object); stripes also drift by one pixel per frame."""
+    yy, xx = np.mgrid[ys, xs]
+    yy, xx = yy - centre[1], xx - centre[0]
     if texture == "stripes":
         return (((xx + yy + phase) // 3) % 2).astype(np.float32) * 0.6 + 0.4
     if texture == "checker":
         return (((xx // 4) + (yy // 4)) % 2).astype(np.float32) * 0.6 + 0.4
-    return np.ones((h, w), np.float32)
+    return np.ones(yy.shape, np.float32)
 
 
 def _draw_shape(mask: np.ndarray, shape: str, cx: int, cy: int, r: int) -> None:
@@ -291,28 +362,72 @@ def _draw_shape(mask: np.ndarray, shape: str, cx: int, cy: int, r: int) -> None:
         raise ValueError(f"unknown shape {shape!r}")
 
 
+@dataclass
+class Backdrop:
+    """What is behind the objects: a cluttered canvas larger than the frame, and the camera's
+    path over it (the frame's top-left corner on the canvas, one per video frame)."""
+
+    canvas: np.ndarray  # float32 [H + 2 margin, W + 2 margin, 3]
+    offsets: np.ndarray  # int [F, 2]: (x, y), each in [0, 2 margin]
+    margin: int  # the camera's rest position is (margin, margin)
+
+
+def make_backdrop(seed: int, config: SceneConfig, num_frames: int) -> Backdrop:
+    """The background and camera path of a scene: a vertical gradient of a random dark colour,
+    soft colour blobs and ``config.clutter`` muted rectangles, ellipses and lines; the camera
+    pans slowly (two random sinusoids per axis) and shakes (independent per frame)."""
+    rng = np.random.default_rng(seed)
+    h, w, size = config.height, config.width, min(config.height, config.width)
+    pan, shake = config.camera_pan * size, config.camera_shake * size
+    margin = int(np.ceil(pan + 3 * shake))
+    ch, cw = h + 2 * margin, w + 2 * margin
+    colour = rng.integers(10, 60, size=3).astype(np.float32)
+    yy = np.linspace(0, 1, ch, dtype=np.float32)[:, None, None]
+    canvas = colour * (0.6 + 0.8 * yy) * np.ones((1, cw, 1), np.float32)
+    blobs = rng.normal(0, 8, size=(4, 4, 3)).astype(np.float32)
+    canvas += cv2.resize(blobs, (cw, ch), interpolation=cv2.INTER_CUBIC)
+    for _ in range(config.clutter):
+        tone = tuple(float(v) for v in colour * rng.uniform(0.5, 1.8) + rng.uniform(-10, 25))
+        x, y = int(rng.uniform(0, cw)), int(rng.uniform(0, ch))
+        a, b = (int(size * rng.uniform(0.04, 0.2)) for _ in range(2))
+        kind = rng.integers(3)
+        if kind == 0:
+            cv2.rectangle(canvas, (x - a, y - b), (x + a, y + b), tone, -1, cv2.LINE_AA)
+        elif kind == 1:
+            cv2.ellipse(
+                canvas, (x, y), (a, b), float(rng.uniform(0, 180)), 0, 360, tone, -1, cv2.LINE_AA
+            )
+        else:
+            end = (x + int(rng.normal(0, size / 4)), y + int(rng.normal(0, size / 4)))
+            cv2.line(canvas, (x, y), end, tone, max(1, size // 48), cv2.LINE_AA)
+    t = np.arange(num_frames) / config.fps
+    path = np.zeros((num_frames, 2))
+    for axis in range(2):
+        for _ in range(2):
+            f, phase = rng.uniform(0.05, 0.4), rng.uniform(0, 2 * np.pi)
+            path[:, axis] += 0.5 * pan * np.sin(2 * np.pi * f * t + phase)
+    path += np.clip(rng.normal(0, 1, size=path.shape), -3, 3) * shake
+    offsets = np.clip(np.round(margin + path), 0, 2 * margin).astype(int)
+    return Backdrop(np.clip(canvas, 0, 255), offsets, margin)
+
+
 def render_frames(scene: Scene, config: SceneConfig) -> np.ndarray:
-    """uint8 RGB frames [F, H, W, 3]: each on-screen object grows, brightens and bounces with
-    its sound's loudness; distractors stay still and dim; off-screen sounds draw nothing."""
+    """uint8 RGB frames [F, H, W, 3]: each visible object grows, brightens and bounces with
+    its sound's loudness (a silent one with that of its own unheard sound), over a cluttered
+    background seen by a panning, shaking camera; off-screen sounds draw nothing."""
     h, w = config.height, config.width
     num_frames = int(round(scene.duration * config.fps))
-    yy = np.linspace(0, 1, h, dtype=np.float32)[:, None, None]
-    base = (
-        np.asarray(scene.background, np.float32) * (0.6 + 0.8 * yy) * np.ones((1, w, 1), np.float32)
-    )
-    frames = np.repeat(base[None], num_frames, axis=0)
-    layers = [
-        (s.look, s.position, loudness_track(s.audio, scene.sample_rate, config.fps, num_frames))
-        for s in scene.sources
-        if s.role == "on_screen"
-    ]
-    layers += [(look, pos, np.full(num_frames, 0.15)) for look, pos in scene.distractors]
+    backdrop = make_backdrop(scene.backdrop_seed, config, num_frames)
+    margin = backdrop.margin
+    frames = np.stack([backdrop.canvas[y : y + h, x : x + w] for x, y in backdrop.offsets])
     size = min(h, w)
-    for look, (px, py), loud in layers:
+    for look, (px, py), audio in scene.visible:
+        loud = loudness_track(audio, scene.sample_rate, config.fps, num_frames)
         colour = np.asarray(look.colour, np.float32)
         for k in range(num_frames):
+            dx, dy = margin - backdrop.offsets[k]  # the camera moves, the world stays
             r = int(size * (0.08 + 0.10 * loud[k]))
-            cx, cy = int(px * w), int(py * h - 0.08 * size * loud[k])
+            cx, cy = int(px * w) + dx, int(py * h - 0.08 * size * loud[k]) + dy
             # Draw into the object's bounding box only: a full-frame mask per object and
             # frame costs most of the rendering time.
             x0, y0 = max(0, cx - r - 2), max(0, cy - r - 2)
@@ -321,7 +436,7 @@ def render_frames(scene: Scene, config: SceneConfig) -> np.ndarray:
                 continue
             mask = np.zeros((y1 - y0, x1 - x0), np.float32)
             _draw_shape(mask, look.shape, cx - x0, cy - y0, r)
-            mask *= _texture_mask(look.texture, h, w, k)[y0:y1, x0:x1]
+            mask *= _texture_mask(look.texture, slice(y0, y1), slice(x0, x1), (cx, cy), k)
             bright = 0.35 + 0.65 * loud[k]
             roi = frames[k, y0:y1, x0:x1]
             roi[:] = roi * (1 - mask[..., None]) + (colour * bright) * mask[..., None]
@@ -330,12 +445,15 @@ def render_frames(scene: Scene, config: SceneConfig) -> np.ndarray:
 
 __all__ = [
     "SYNTH_CLASSES",
+    "Backdrop",
+    "Distractor",
     "Scene",
     "SceneConfig",
     "SoundBank",
     "Source",
     "look_of_class",
     "loudness_track",
+    "make_backdrop",
     "make_scene",
     "render_frames",
     "synth_sound",

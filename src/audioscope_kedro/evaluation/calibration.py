@@ -6,9 +6,10 @@ estimate is ``sum_m w_m s_m``. Two kinds:
 - ``threshold``: ``w = 1[sigmoid(logit) > t]`` (hard selection: sharpest),
 - ``affine``: ``w = sigmoid(logit / temperature + bias)`` (soft, with sharpening).
 
-Calibration (AudioScopeV2) picks, on validation data, the point whose mean off-screen
-suppression on off-screen-only mixtures reaches a target, and among those the one with the best
-on-screen SI-SNR on on+off mixtures, so that models are compared at the same operating point.
+Calibration (AudioScopeV2) picks, on validation data, the point of a monotone one-parameter
+family (a bias on the logits, at a few sharpening temperatures) whose mean off-screen
+suppression on the all-off-screen MoMs EQUALS a target (found by bisection), so that models
+are compared at the same operating point; among temperatures, the best on-screen SI-SNR there.
 
 Every point is evaluated from per-example sufficient statistics (Gram matrix of the sources,
 their correlation with the reference, energies), so a curve of hundreds of points costs no
@@ -83,10 +84,13 @@ class Calibration:
     split: str  # the MoMs it was chosen on
     model_fingerprint: str
     validation: dict[str, float] = field(default_factory=dict)  # figures there
+    # the points calibrated to other suppression targets, for the report's table
+    points_by_target: dict[float, OperatingPoint] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "point": self.point.to_dict(),
+            "points_by_target": {f"{t:g}": p.to_dict() for t, p in self.points_by_target.items()},
             "target_suppression_db": self.target_suppression_db,
             "reached": self.reached,
             "split": self.split,
@@ -109,6 +113,9 @@ class Calibration:
             split=str(data.get("split", "")),
             model_fingerprint=str(data["model_fingerprint"]),
             validation=dict(data.get("validation", {})),
+            points_by_target={
+                float(t): OperatingPoint(**p) for t, p in data.get("points_by_target", {}).items()
+            },
         )
 
     def check_model(self, fingerprint: str, source: str = "calibration.json") -> None:
@@ -175,21 +182,20 @@ def weighted_suppression(
     return (10 * torch.log10((stats.mix_energy + EPS) / (est_energy + EPS))).clamp(max=cap_db)
 
 
-def candidate_points(kind: PointKind | str, num: int = 199) -> list[OperatingPoint]:
-    """The grid searched by :func:`calibrate`: thresholds in (0, 1), or biases at a few
-    temperatures (``T < 1`` sharpens)."""
-    if kind == PointKind.THRESHOLD:
-        return [
-            OperatingPoint(PointKind.THRESHOLD, threshold=float(t))
-            for t in np.linspace(0, 1, num + 2)[1:-1]
-        ]
-    if kind == PointKind.AFFINE:
-        return [
-            OperatingPoint(PointKind.AFFINE, temperature=float(temp), bias=float(b))
-            for temp in (1.0, 0.5, 0.25, 0.1)
-            for b in np.linspace(-10, 10, num)
-        ]
-    raise ValueError(f"calibration kind must be 'threshold' or 'affine', not {kind!r}")
+def threshold_sweep(num: int = 49) -> list[OperatingPoint]:
+    """Hard-selection points at thresholds evenly spread in (0, 1): the reference curve."""
+    return [
+        OperatingPoint(PointKind.THRESHOLD, threshold=float(t))
+        for t in np.linspace(0, 1, num + 2)[1:-1]
+    ]
+
+
+def bias_sweep(temperature: float, num: int = 81, span: float = 20.0) -> list[OperatingPoint]:
+    """Points of the calibration family at one temperature, biases evenly spread."""
+    return [
+        OperatingPoint(PointKind.AFFINE, temperature=temperature, bias=float(b))
+        for b in np.linspace(-span, span, num)
+    ]
 
 
 def trade_off_curve(
@@ -200,8 +206,8 @@ def trade_off_curve(
     off_stats: SelectionStats,
     cap_db: float = CAP_DB,
 ) -> list[dict]:
-    """For each point: mean on-screen SI-SNR on on+off mixtures and mean suppression on
-    off-screen-only mixtures. One dict per point (the point's fields plus the two figures)."""
+    """For each point: mean on-screen SI-SNR on the MoMs with an on-screen reference and mean
+    suppression on the all-off-screen MoMs. One dict per point (its fields plus the figures)."""
     on_w = torch.stack([p.weights(on_logits.double()) for p in points])
     off_w = torch.stack([p.weights(off_logits.double()) for p in points])
     si = weighted_si_snr(on_stats, on_w).mean(-1)
@@ -216,25 +222,63 @@ def trade_off_curve(
     ]
 
 
+@dataclass(frozen=True)
+class CalibrationResult:
+    point: OperatingPoint
+    reached: bool  # the suppression equals the target within the tolerance
+    suppression_db: float  # mean suppression at the point (validation)
+    on_screen_si_snr: float  # mean on-screen SI-SNR at the point (validation)
+
+
+BIAS_LIMIT = 60.0  # |bias| beyond which every weight is 0 or 1 to double precision
+
+
 def calibrate(
     on_logits: torch.Tensor,
     on_stats: SelectionStats,
     off_logits: torch.Tensor,
     off_stats: SelectionStats,
     target_db: float,
-    kind: PointKind = PointKind.THRESHOLD,
+    temperatures: tuple[float, ...] = (1.0, 0.5, 0.25, 0.1),
     cap_db: float = CAP_DB,
-) -> tuple[OperatingPoint, list[dict], bool]:
-    """Best on-screen SI-SNR among the points whose suppression reaches ``target_db``.
+    tolerance_db: float = 0.01,
+) -> CalibrationResult:
+    """The operating point whose mean off-screen suppression EQUALS ``target_db`` (AudioScopeV2).
 
-    Returns the point, the whole curve, and whether the target was reached (if not, the
-    point with the highest suppression is returned, and the caller should say so).
+    The family is a bias on the on-screen logits, ``w = sigmoid(logit / T + b)``: for each
+    temperature ``T`` the bias is found by bisection (suppression falls from the cap at
+    ``b = -inf``, nothing kept, to about 0 dB at ``b = +inf``, everything kept, continuously),
+    then the temperature with the best mean on-screen SI-SNR at that same suppression is
+    taken: every candidate sits at the target, so the comparison between them is fair.
+    ``reached`` is False when no bias gets within ``tolerance_db`` (a target above the cap).
     """
-    points = candidate_points(kind)
-    curve = trade_off_curve(points, on_logits, on_stats, off_logits, off_stats, cap_db)
-    reaching = [i for i, row in enumerate(curve) if row[Metric.OFF_SCREEN_SUPPRESSION] >= target_db]
-    if reaching:
-        best = max(reaching, key=lambda i: curve[i][Metric.ON_SCREEN_SI_SNR])
-        return points[best], curve, True
-    best = max(range(len(curve)), key=lambda i: curve[i][Metric.OFF_SCREEN_SUPPRESSION])
-    return points[best], curve, False
+    off = off_logits.double()
+
+    def suppression(point: OperatingPoint) -> float:
+        return float(weighted_suppression(off_stats, point.weights(off), cap_db).mean())
+
+    best: CalibrationResult | None = None
+    for temperature in temperatures:
+        lo, hi = -BIAS_LIMIT, BIAS_LIMIT  # suppression(lo) >= target >= suppression(hi)
+        point = OperatingPoint(PointKind.AFFINE, temperature=temperature, bias=lo)
+        value = suppression(point)
+        if value > target_db + tolerance_db:
+            for _ in range(100):
+                mid = 0.5 * (lo + hi)
+                point = OperatingPoint(PointKind.AFFINE, temperature=temperature, bias=mid)
+                value = suppression(point)
+                if abs(value - target_db) <= tolerance_db or hi - lo < 1e-9:
+                    break
+                if value > target_db:
+                    lo = mid
+                else:
+                    hi = mid
+        si = float(weighted_si_snr(on_stats, point.weights(on_logits.double())).mean())
+        result = CalibrationResult(point, abs(value - target_db) <= tolerance_db, value, si)
+        if best is None or (result.reached, result.on_screen_si_snr) > (
+            best.reached,
+            best.on_screen_si_snr,
+        ):
+            best = result
+    assert best is not None, "no temperature given"
+    return best

@@ -7,16 +7,32 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from audioscope_kedro.atomic import write_bytes, write_json, write_text
+from audioscope_kedro.atomic import atomic_path, write_bytes, write_json, write_text
 from audioscope_kedro.data.batches import MoMSet
 from audioscope_kedro.data.clip_table import assemble_clip_table, assemble_mom_table
 from audioscope_kedro.data.decode import DecodeSettings
-from audioscope_kedro.data.lists import ClipLabel, ListKey, Split, read_mom_list
+from audioscope_kedro.data.lists import (
+    ClipLabel,
+    ListKey,
+    Partner,
+    Split,
+    parse_list_name,
+    read_mom_list,
+)
 from audioscope_kedro.data.store import ClipStore, ShardBatch, build_clip_store, plan_shards
 from audioscope_kedro.evaluation import report
 from audioscope_kedro.evaluation.calibration import RAW
 from audioscope_kedro.evaluation.runner import evaluate
 from audioscope_kedro.release import ReleasedModel
+
+
+def _key(path: str | Path, first: ClipLabel) -> ListKey:
+    """The MoM kind of a list from its release file name (V1: partner off-screen only; V2:
+    random unfiltered); a file named otherwise is taken as V1."""
+    name = parse_list_name(Path(path).name)
+    if name is not None and name.key.is_mom and name.key.label is first:
+        return ListKey(Split.TEST, first, name.key.partner)
+    return ListKey(Split.TEST, first, Partner.OFFSCREEN)
 
 
 @dataclass
@@ -34,16 +50,17 @@ def evaluate_mom_lists(
     out: str | Path,
     workers: int = 2,
     batch_size: int = 16,
-    examples: int = 3,
+    examples: int = 1,
 ) -> ListsEvaluation:
     """Metrics of ``release`` on the (on, off) MoMs of ``on_mom`` and the (off, off) MoMs of
-    ``off_mom``; writes ``metrics.json``, the figures, ``report.html`` and the decoded
+    ``off_mom`` (or their V2 counterparts, told by the file names); writes ``metrics.json``,
+    ``per_mom.parquet``, the figures, ``report.html`` and the decoded
     ``clip_store/`` into ``out``. Raises ``ListValidationError`` naming every bad row."""
     out = Path(out)
     model = release.model
     lists = {
-        ListKey(Split.TEST, ClipLabel.ONSCREEN, ClipLabel.OFFSCREEN): read_mom_list(on_mom),
-        ListKey(Split.TEST, ClipLabel.OFFSCREEN, ClipLabel.OFFSCREEN): read_mom_list(off_mom),
+        _key(on_mom, ClipLabel.ONSCREEN): read_mom_list(on_mom),
+        _key(off_mom, ClipLabel.OFFSCREEN): read_mom_list(off_mom),
     }
     settings = DecodeSettings.for_media(model.config.media)
     plans = plan_shards(assemble_clip_table(lists), str(video_root), settings, 64)
@@ -56,9 +73,18 @@ def evaluate_mom_lists(
     moms = MoMSet.from_table(
         store, assemble_mom_table(lists), model.config.clip_seconds, Split.TEST
     )
-    point = release.calibration.point if release.calibration else RAW
-    result = evaluate(model, moms, point, batch_size, examples)
+    calibration = release.calibration
+    result = evaluate(
+        model,
+        moms,
+        calibration.point if calibration else RAW,
+        batch_size,
+        examples,
+        calibration.points_by_target if calibration else None,
+    )
     write_json(out / "metrics.json", result.metrics)
+    with atomic_path(out / "per_mom.parquet") as tmp:
+        result.per_mom.to_parquet(tmp, index=False)
     figures = report.evaluation_figures(result, release.calibration, model.config.media.sample_rate)
     for name, fig in zip(("trade_off", "roc", "examples"), figures, strict=True):
         write_bytes(out / f"{name}.png", report.figure_png(fig))

@@ -1,41 +1,59 @@
 """Run a model over fixed MoMs and turn its outputs into the evaluation figures.
 
-On on+off MoMs (clip 1 on-screen only, clip 2 off-screen only) the on-screen reference is clip
-1's soundtrack; on off+off MoMs there is nothing on screen to keep, so they measure off-screen
-suppression. Per-source labels for the AUC: a source of an on+off MoM is on-screen when MixIT
-against the two references assigns it to clip 1; every source of an off+off MoM is off-screen;
+MoMs fall into two groups by clip 1's human label, whatever clip 2 is (V1: an off-screen-only
+clip; V2: a random unfiltered one):
+
+- **on-screen MoMs** (clip 1 on-screen only): clip 1's soundtrack is the on-screen reference
+  and clip 2 plays the off-screen role; they give on-screen SI-SNR(i);
+- **off-screen MoMs** (clip 1 off-screen only): nothing is on screen, so everything kept is a
+  leak; they give off-screen suppression.
+
+Per-source labels for the AUC: a source of an on-screen MoM is on-screen when MixIT against
+the two references assigns it to clip 1; every source of an off-screen MoM is off-screen;
 inactive (silent) sources are left out.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 import torch
 
 from audioscope_kedro.data.batches import MoMSet
 from audioscope_kedro.data.lists import MomKind
 from audioscope_kedro.evaluation.calibration import (
+    CAP_DB,
     RAW,
     Calibration,
     OperatingPoint,
-    PointKind,
     SelectionStats,
+    bias_sweep,
     calibrate,
-    candidate_points,
+    threshold_sweep,
     trade_off_curve,
     weighted_si_snr,
     weighted_suppression,
 )
-from audioscope_kedro.evaluation.metric_names import CALIBRATION_REACHED, TUNE_OBJECTIVE, Metric
+from audioscope_kedro.evaluation.metric_names import (
+    CALIBRATION_REACHED,
+    TUNE_OBJECTIVE,
+    Metric,
+    ci_keys,
+)
 from audioscope_kedro.losses import active_sources, mixit
 from audioscope_kedro.metrics import auc_roc, binary_selections, roc_curve, si_snr
 from audioscope_kedro.models.persistence import weights_fingerprint
 
+ON_SCREEN_KINDS = tuple(k for k in MomKind if k.has_on_screen_reference)
+OFF_SCREEN_KINDS = tuple(k for k in MomKind if not k.has_on_screen_reference)
+
 
 @dataclass
 class MoMOutputs:
+    """Per-MoM statistics of a model's outputs (not the audio)."""
+
     on_logits: torch.Tensor  # [N1, M]
     on_stats: SelectionStats
     on_mixture_si_snr: torch.Tensor  # [N1]
@@ -46,33 +64,38 @@ class MoMOutputs:
     off_active: torch.Tensor  # [N2, M]
     on_ids: list[str]
     off_ids: list[str]
+    on_kinds: list[str] = field(default_factory=list)
+    off_kinds: list[str] = field(default_factory=list)
 
 
 def run_on_moms(model, moms: MoMSet, batch_size: int = 16) -> MoMOutputs:
     """Separate and classify every MoM; keeps per-example statistics, not the audio."""
-    parts: dict[MomKind, dict[str, list]] = {k: {} for k in (MomKind.ON_OFF, MomKind.OFF_OFF)}
+    parts: dict[bool, dict[str, list]] = {True: {}, False: {}}
     model.eval()
     with torch.no_grad():
-        for kind in parts:
-            for pos, batch in moms.batches(batch_size, kind):
+        for on_screen, kinds in ((True, ON_SCREEN_KINDS), (False, OFF_SCREEN_KINDS)):
+            acc = parts[on_screen]
+            for pos, batch in moms.batches(batch_size, kinds):
                 out = model(batch.mixture, batch.frames)
-                stats = SelectionStats.from_audio(
-                    out.sources,
-                    batch.mixture,
-                    batch.mix1 if kind.has_on_screen_reference else None,
-                )
-                acc = parts[kind]
+                reference = batch.mix1 if on_screen else None
                 acc.setdefault("logits", []).append(out.logits)
-                acc.setdefault("stats", []).append(stats)
+                acc.setdefault("stats", []).append(
+                    SelectionStats.from_audio(out.sources, batch.mixture, reference)
+                )
                 acc.setdefault("active", []).append(active_sources(out.sources))
                 acc.setdefault("ids", []).extend(moms.mom_ids[i] for i in pos)
-                if kind.has_on_screen_reference:
+                acc.setdefault("kinds", []).extend(str(moms.kind[i]) for i in pos)
+                if on_screen:
                     _, assignment = mixit(out.sources, batch.mix1, batch.mix2)
                     acc.setdefault("labels", []).append(assignment.bool())
                     acc.setdefault("mix_si_snr", []).append(si_snr(batch.mixture, batch.mix1))
-    on, off = parts[MomKind.ON_OFF], parts[MomKind.OFF_OFF]
+    on, off = parts[True], parts[False]
     if not on or not off:
-        raise ValueError("evaluation needs both on+off and off+off MoMs")
+        raise ValueError(
+            "evaluation needs MoMs with an on-screen-only clip 1 and MoMs with an "
+            f"off-screen-only clip 1; found {len(on.get('ids', []))} and "
+            f"{len(off.get('ids', []))} (were their clips quarantined?)"
+        )
     return MoMOutputs(
         on_logits=torch.cat(on["logits"]),
         on_stats=SelectionStats.concat(on["stats"]),
@@ -84,46 +107,60 @@ def run_on_moms(model, moms: MoMSet, batch_size: int = 16) -> MoMOutputs:
         off_active=torch.cat(off["active"]),
         on_ids=on["ids"],
         off_ids=off["ids"],
+        on_kinds=on["kinds"],
+        off_kinds=off["kinds"],
     )
+
+
+def _source_scores(
+    outputs: MoMOutputs, on_rows: np.ndarray, off_rows: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities and labels of the active sources of the given MoMs (rows may repeat)."""
+    on_p = torch.sigmoid(outputs.on_logits)[on_rows]
+    on_active = outputs.on_active[on_rows]
+    scores = [on_p[on_active]]
+    labels = [outputs.on_source_labels[on_rows][on_active]]
+    if off_rows is not None:
+        off_active = outputs.off_active[off_rows]
+        scores.append(torch.sigmoid(outputs.off_logits)[off_rows][off_active])
+        labels.append(torch.zeros(int(off_active.sum()), dtype=torch.bool))
+    return torch.cat(scores).numpy(), torch.cat(labels).numpy()
 
 
 def source_scores_and_labels(outputs: MoMOutputs) -> tuple[np.ndarray, np.ndarray]:
     """On-screen probability and label of every active source (for AUC and ROC)."""
-    scores = torch.cat(
-        [
-            torch.sigmoid(outputs.on_logits)[outputs.on_active],
-            torch.sigmoid(outputs.off_logits)[outputs.off_active],
-        ]
-    )
-    labels = torch.cat(
-        [
-            outputs.on_source_labels[outputs.on_active],
-            torch.zeros(int(outputs.off_active.sum()), dtype=torch.bool),
-        ]
-    )
-    return scores.numpy(), labels.numpy()
+    return _source_scores(outputs, np.arange(len(outputs.on_ids)), np.arange(len(outputs.off_ids)))
 
 
-def figures_at(outputs: MoMOutputs, point: OperatingPoint) -> dict[Metric, float]:
-    """Mean on-screen SI-SNR and SI-SNRi (on+off MoMs) and mean suppression (off+off MoMs)."""
+def per_mom_figures(outputs: MoMOutputs, point: OperatingPoint) -> dict[str, np.ndarray]:
+    """On-screen SI-SNR and SI-SNRi per on-screen MoM, suppression per off-screen MoM."""
     si = weighted_si_snr(outputs.on_stats, point.weights(outputs.on_logits.double()))
     sup = weighted_suppression(outputs.off_stats, point.weights(outputs.off_logits.double()))
     return {
-        Metric.ON_SCREEN_SI_SNR: float(si.mean()),
-        Metric.ON_SCREEN_SI_SNRI: float((si - outputs.on_mixture_si_snr.double()).mean()),
-        Metric.OFF_SCREEN_SUPPRESSION: float(sup.mean()),
+        Metric.ON_SCREEN_SI_SNR: si.numpy(),
+        Metric.ON_SCREEN_SI_SNRI: (si - outputs.on_mixture_si_snr.double()).numpy(),
+        Metric.OFF_SCREEN_SUPPRESSION: sup.numpy(),
     }
+
+
+def figures_at(outputs: MoMOutputs, point: OperatingPoint) -> dict[Metric, float]:
+    """Mean on-screen SI-SNR and SI-SNRi (on-screen MoMs), mean suppression (off-screen MoMs)."""
+    return {k: float(v.mean()) for k, v in per_mom_figures(outputs, point).items()}
+
+
+def oracle_per_mom(outputs: MoMOutputs) -> np.ndarray:
+    """Best binary selection of the separated sources per on-screen MoM (the selection bound)."""
+    m = outputs.on_logits.shape[1]
+    selections = binary_selections(m, dtype=torch.float64)
+    all_weights = selections[:, None, :].expand(-1, outputs.on_logits.shape[0], -1)
+    return weighted_si_snr(outputs.on_stats, all_weights).amax(dim=0).numpy()
 
 
 def baselines(outputs: MoMOutputs) -> dict[Metric, float]:
     """Mixture SI-SNR (doing nothing) and the oracle binary selection of the sources."""
-    m = outputs.on_logits.shape[1]
-    selections = binary_selections(m, dtype=torch.float64)
-    all_weights = selections[:, None, :].expand(-1, outputs.on_logits.shape[0], -1)
-    oracle = weighted_si_snr(outputs.on_stats, all_weights).amax(dim=0)
     return {
         Metric.MIXTURE_SI_SNR: float(outputs.on_mixture_si_snr.mean()),
-        Metric.ORACLE_SI_SNR: float(oracle.mean()),
+        Metric.ORACLE_SI_SNR: float(oracle_per_mom(outputs).mean()),
     }
 
 
@@ -137,12 +174,29 @@ def validation_figures(outputs: MoMOutputs, target_db: float | None = None) -> d
         Metric.ORACLE_SI_SNR.validation: baselines(outputs)[Metric.ORACLE_SI_SNR],
     }
     if target_db is not None:
-        point, _, reached = calibrate(
+        result = calibrate(
             outputs.on_logits, outputs.on_stats, outputs.off_logits, outputs.off_stats, target_db
         )
-        row[TUNE_OBJECTIVE] = figures_at(outputs, point)[Metric.ON_SCREEN_SI_SNR]
-        row[CALIBRATION_REACHED] = float(reached)
+        row[TUNE_OBJECTIVE] = result.on_screen_si_snr
+        row[CALIBRATION_REACHED] = float(result.reached)
     return row
+
+
+def bootstrap_ci(
+    statistic, n_on: int, n_off: int, resamples: int = 1000, seed: int = 0
+) -> tuple[float, float]:
+    """Percentile 95% interval of ``statistic(on_rows, off_rows)`` over MoMs resampled with
+    replacement (each group on its own: the MoM, not the source, is the unit of sampling)."""
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(resamples):
+        value = statistic(rng.integers(0, n_on, n_on), rng.integers(0, n_off, n_off))
+        if np.isfinite(value):
+            values.append(value)
+    if not values:
+        return float("nan"), float("nan")
+    low, high = np.percentile(values, [2.5, 97.5])
+    return float(low), float(high)
 
 
 @dataclass
@@ -150,56 +204,166 @@ class Evaluation:
     metrics: dict[str, float]
     trade_off: list[dict]  # one row per threshold: on-screen SI-SNR and suppression
     roc: tuple[np.ndarray, np.ndarray]  # false and true positive rates
-    examples: list[dict]  # a few on+off MoMs: mixture, reference, on-screen estimates
+    examples: list[dict]  # a few MoMs of every kind: audio, estimates, scores, kept sources
+    per_mom: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row per MoM
+    targets: list[dict] = field(default_factory=list)  # figures at each calibration target
+
+
+def _per_mom_table(outputs: MoMOutputs, point: OperatingPoint, oracle: np.ndarray) -> pd.DataFrame:
+    raw, cal = per_mom_figures(outputs, RAW), per_mom_figures(outputs, point)
+    kept_on = point.weights(outputs.on_logits.double()).sum(-1).numpy()
+    kept_off = point.weights(outputs.off_logits.double()).sum(-1).numpy()
+    on = pd.DataFrame(
+        {
+            "mom_id": outputs.on_ids,
+            "kind": outputs.on_kinds,
+            "on_screen_mom": True,
+            str(Metric.MIXTURE_SI_SNR): outputs.on_mixture_si_snr.double().numpy(),
+            str(Metric.ON_SCREEN_SI_SNR): raw[Metric.ON_SCREEN_SI_SNR],
+            Metric.ON_SCREEN_SI_SNR.calibrated: cal[Metric.ON_SCREEN_SI_SNR],
+            Metric.ON_SCREEN_SI_SNRI.calibrated: cal[Metric.ON_SCREEN_SI_SNRI],
+            str(Metric.ORACLE_SI_SNR): oracle,
+            "calibrated_sources_kept": kept_on,
+        }
+    )
+    off = pd.DataFrame(
+        {
+            "mom_id": outputs.off_ids,
+            "kind": outputs.off_kinds,
+            "on_screen_mom": False,
+            str(Metric.OFF_SCREEN_SUPPRESSION): raw[Metric.OFF_SCREEN_SUPPRESSION],
+            Metric.OFF_SCREEN_SUPPRESSION.calibrated: cal[Metric.OFF_SCREEN_SUPPRESSION],
+            "calibrated_sources_kept": kept_off,
+        }
+    )
+    return pd.concat([on, off], ignore_index=True)
 
 
 def evaluate(
-    model, moms: MoMSet, point: OperatingPoint, batch_size: int = 16, n_examples: int = 3
+    model,
+    moms: MoMSet,
+    point: OperatingPoint,
+    batch_size: int = 16,
+    n_examples: int = 1,
+    points_by_target: dict[float, OperatingPoint] | None = None,
+    bootstrap: int = 1000,
 ) -> Evaluation:
     """Every key of ``metrics.json``: raw (the classifier's own probabilities as weights) and
-    ``calibrated_`` (at ``point``), with the baselines, plus the curves and audio examples."""
+    ``calibrated_`` (at ``point``), the baselines, per-kind figures, bootstrap 95% intervals,
+    the figures at the other calibration targets; plus the per-MoM table, the curves and
+    ``n_examples`` audio examples of every MoM kind."""
     outputs = run_on_moms(model, moms, batch_size)
+    n_on, n_off = len(outputs.on_ids), len(outputs.off_ids)
     scores, labels = source_scores_and_labels(outputs)
-    auc = auc_roc(scores, labels)
-    raw = figures_at(outputs, RAW)
-    calibrated = figures_at(outputs, point)
-    metrics = {
-        **raw,
-        Metric.AUC_ROC: auc,
-        **{k.calibrated: v for k, v in calibrated.items()},
-        # the ranking of sources, hence AUC, is the same at any monotonic operating point
-        Metric.AUC_ROC.calibrated: auc,
-        **baselines(outputs),
-        Metric.NUM_ON_OFF_MOMS: len(outputs.on_ids),
-        Metric.NUM_OFF_OFF_MOMS: len(outputs.off_ids),
+    oracle = oracle_per_mom(outputs)
+    raw, cal = per_mom_figures(outputs, RAW), per_mom_figures(outputs, point)
+    mixture = outputs.on_mixture_si_snr.double().numpy()
+    metrics: dict[str, float] = {str(k): float(v.mean()) for k, v in raw.items()}
+    metrics[Metric.AUC_ROC] = auc_roc(scores, labels)
+    metrics.update({k.calibrated: float(v.mean()) for k, v in cal.items()})
+    # the ranking of sources, hence AUC, is the same at any monotonic operating point
+    metrics[Metric.AUC_ROC.calibrated] = metrics[Metric.AUC_ROC]
+    metrics[Metric.AUC_ROC_ON_SCREEN_MOMS] = auc_roc(
+        *_source_scores(outputs, np.arange(n_on), None)
+    )
+    metrics[Metric.MIXTURE_SI_SNR] = float(mixture.mean())
+    metrics[Metric.ORACLE_SI_SNR] = float(oracle.mean())
+    suppression = cal[Metric.OFF_SCREEN_SUPPRESSION]
+    metrics[Metric.SHARE_AT_CAP.calibrated] = float(np.mean(suppression >= CAP_DB - 1e-6))
+    kinds = np.array(outputs.on_kinds)
+    for kind in sorted(set(outputs.on_kinds)):  # a clip-gating model shows up here
+        rows = kinds == kind
+        metrics[Metric.MIXTURE_SI_SNR.of_kind(kind)] = float(mixture[rows].mean())
+        metrics[Metric.ON_SCREEN_SI_SNR.calibrated + f"_{kind}"] = float(
+            cal[Metric.ON_SCREEN_SI_SNR][rows].mean()
+        )
+    off_kinds = np.array(outputs.off_kinds)
+    for kind in sorted(set(outputs.off_kinds)):
+        metrics[Metric.OFF_SCREEN_SUPPRESSION.calibrated + f"_{kind}"] = float(
+            suppression[off_kinds == kind].mean()
+        )
+    # bootstrap 95% intervals of the headline figures, MoMs resampled
+    headline = {
+        Metric.ON_SCREEN_SI_SNR.calibrated: lambda a, b: cal[Metric.ON_SCREEN_SI_SNR][a].mean(),
+        Metric.ON_SCREEN_SI_SNRI.calibrated: lambda a, b: cal[Metric.ON_SCREEN_SI_SNRI][a].mean(),
+        Metric.OFF_SCREEN_SUPPRESSION.calibrated: lambda a, b: suppression[b].mean(),
+        str(Metric.MIXTURE_SI_SNR): lambda a, b: mixture[a].mean(),
+        str(Metric.ORACLE_SI_SNR): lambda a, b: oracle[a].mean(),
+        str(Metric.AUC_ROC): lambda a, b: auc_roc(*_source_scores(outputs, a, b)),
+        str(Metric.AUC_ROC_ON_SCREEN_MOMS): lambda a, b: auc_roc(*_source_scores(outputs, a, None)),
     }
+    for key, statistic in headline.items():
+        low, high = bootstrap_ci(statistic, n_on, n_off, bootstrap)
+        metrics[ci_keys(key)[0]], metrics[ci_keys(key)[1]] = low, high
+    targets = []
+    for target, target_point in sorted((points_by_target or {}).items()):
+        at = figures_at(outputs, target_point)
+        for metric, value in at.items():
+            metrics[metric.at_target(target)] = value
+        targets.append({"target_db": target, **target_point.to_dict(), **at})
+    metrics[Metric.NUM_ON_SCREEN_MOMS] = n_on
+    metrics[Metric.NUM_OFF_SCREEN_MOMS] = n_off
     metrics = {str(k): v for k, v in metrics.items()}  # plain keys: JSON and pandas
     curve = trade_off_curve(
-        candidate_points("threshold", 49),
+        threshold_sweep(49),
         outputs.on_logits,
         outputs.on_stats,
         outputs.off_logits,
         outputs.off_stats,
     )
+    return Evaluation(
+        metrics,
+        curve,
+        roc_curve(scores, labels),
+        _examples(model, moms, point, n_examples),
+        _per_mom_table(outputs, point, oracle),
+        targets,
+    )
+
+
+def _examples(model, moms: MoMSet, point: OperatingPoint, per_kind: int) -> list[dict]:
+    """``per_kind`` MoMs of every kind present: audio, estimates, probabilities, kept sources
+    and their own figures."""
     examples = []
     with torch.no_grad():
-        for pos, batch in moms.batches(n_examples, MomKind.ON_OFF):
-            out = model(batch.mixture, batch.frames)
-            calibrated_on = (point.weights(out.logits).unsqueeze(-1) * out.sources).sum(1)
-            for k in range(len(pos)):
-                examples.append(
-                    {
-                        "mom_id": moms.mom_ids[pos[k]],
-                        "mixture": batch.mixture[k].numpy(),
-                        "reference": batch.mix1[k].numpy(),
-                        "on_screen": out.on_screen[k].numpy(),
-                        "calibrated_on_screen": calibrated_on[k].numpy(),
-                        "probabilities": torch.sigmoid(out.logits[k]).numpy(),
-                        "frame": batch.frames[k, batch.frames.shape[1] // 2].numpy(),
-                    }
-                )
-            break
-    return Evaluation(metrics, curve, roc_curve(scores, labels), examples)
+        for kind in (k for k in MomKind if (moms.kind == str(k)).any()):
+            for pos, batch in moms.batches(per_kind, kind):
+                out = model(batch.mixture, batch.frames)
+                weights = point.weights(out.logits)
+                calibrated_on = (weights.unsqueeze(-1) * out.sources).sum(1)
+                for k in range(len(pos)):
+                    on_screen = kind.has_on_screen_reference
+                    figure = (
+                        float(si_snr(calibrated_on[k], batch.mix1[k]))
+                        if on_screen
+                        else min(
+                            CAP_DB,
+                            float(
+                                10
+                                * torch.log10(
+                                    (batch.mixture[k].pow(2).sum() + 1e-8)
+                                    / (calibrated_on[k].pow(2).sum() + 1e-8)
+                                )
+                            ),
+                        )
+                    )
+                    examples.append(
+                        {
+                            "mom_id": moms.mom_ids[pos[k]],
+                            "kind": str(kind),
+                            "mixture": batch.mixture[k].numpy(),
+                            "reference": batch.mix1[k].numpy() if on_screen else None,
+                            "on_screen": out.on_screen[k].numpy(),
+                            "calibrated_on_screen": calibrated_on[k].numpy(),
+                            "probabilities": torch.sigmoid(out.logits[k]).numpy(),
+                            "weights": weights[k].numpy(),
+                            "figure_name": "on-screen SI-SNR" if on_screen else "suppression",
+                            "figure_db": figure,
+                            "frame": batch.frames[k, batch.frames.shape[1] // 2].numpy(),
+                        }
+                    )
+                break
+    return examples
 
 
 @dataclass(frozen=True)
@@ -207,7 +371,9 @@ class CalibrateParams:
     """The ``calibrate`` parameter block."""
 
     target_suppression_db: float = 15.0  # a constant probability of 0.5 already gives 6.02 dB
-    kind: PointKind = PointKind.THRESHOLD
+    report_targets: tuple[float, ...] = (6.0, 10.0, 15.0, 20.0)  # also reported by `evaluate`
+    # sharpening temperatures tried; at each the bias is bisected to the target
+    temperatures: tuple[float, ...] = (1.0, 0.5, 0.25, 0.1)
     validation_split: str = "validate"
     batch_size: int = 16
 
@@ -218,28 +384,41 @@ class EvaluateParams:
 
     test_split: str = "test"
     batch_size: int = 16
-    examples: int = 3  # MoMs shown with spectrograms and audio players in the report
+    examples: int = 1  # MoMs of each kind shown with spectrograms and audio in the report
+    bootstrap: int = 1000  # resamples for the 95% confidence intervals
 
 
 def calibrate_model(model, moms: MoMSet, params: CalibrateParams) -> tuple[Calibration, list[dict]]:
-    """The operating point of ``model`` that reaches the target suppression on ``moms`` (the
-    validation MoMs), for these weights; and the whole trade-off curve searched."""
+    """The operating point of ``model`` whose mean suppression on ``moms`` (the validation
+    MoMs) equals the target, for these weights, the points for the report targets, and the
+    trade-off curve of the chosen temperature's bias sweep."""
     outputs = run_on_moms(model, moms, params.batch_size)
-    target = float(params.target_suppression_db)
-    point, curve, reached = calibrate(
+
+    def at(target: float):
+        return calibrate(
+            outputs.on_logits,
+            outputs.on_stats,
+            outputs.off_logits,
+            outputs.off_stats,
+            float(target),
+            params.temperatures,
+        )
+
+    result = at(params.target_suppression_db)
+    calibration = Calibration(
+        point=result.point,
+        target_suppression_db=float(params.target_suppression_db),
+        reached=result.reached,
+        split=params.validation_split,
+        model_fingerprint=weights_fingerprint(model),
+        validation={str(k): v for k, v in figures_at(outputs, result.point).items()},
+        points_by_target={float(t): at(t).point for t in params.report_targets},
+    )
+    curve = trade_off_curve(
+        bias_sweep(result.point.temperature),
         outputs.on_logits,
         outputs.on_stats,
         outputs.off_logits,
         outputs.off_stats,
-        target,
-        params.kind,
-    )
-    calibration = Calibration(
-        point=point,
-        target_suppression_db=target,
-        reached=reached,
-        split=params.validation_split,
-        model_fingerprint=weights_fingerprint(model),
-        validation={str(k): v for k, v in figures_at(outputs, point).items()},
     )
     return calibration, curve

@@ -9,10 +9,14 @@ classifier. All attention goes through ``torch.nn.functional.scaled_dot_product_
 - ``sa`` (V2 joint self-attention): one self-attention over all ``(M + P) * F`` source and
   position tokens: cost quadratic in clip length.
 - ``cma`` (V2 cross-modal): audio tokens attend to all video tokens and video tokens to all
-  audio tokens, over the whole clip: quadratic in clip length.
-- ``sep_sa`` / ``sep_cma`` (V2 separable): attention over time within each source / position
-  stream first (local, ``time_window`` frames), then at each time step self-attention across
-  sources+positions (``sep_sa``) or cross-modal attention (``sep_cma``): linear in clip length.
+  audio tokens, over the whole clip. Both streams of a layer read the previous layer's
+  outputs (in parallel); the last layer updates audio only, as nothing reads its video.
+- ``sep_sa`` / ``sep_cma`` (V2 separable): first self-attention over time only, global over the
+  clip, within each source's audio sequence and within each position's video sequence; then
+  ``layers`` layers of attention at each time step, across the ``M + P`` sources and positions
+  (``sep_sa``) or across modalities (``sep_cma``, parallel as in ``cma``). The time stage costs
+  ``O((M + P) F^2)``, the per-step stage ``O(F (M + P)^2)`` (``O(F M P)`` for ``sep_cma``):
+  never the joint ``O(((M + P) F)^2)``.
 """
 
 from __future__ import annotations
@@ -23,15 +27,49 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+# Fields that config.json files of earlier versions hold, and the variants whose architecture
+# has not changed since (a saved model of another variant must be retrained).
+_REMOVED_FIELDS = {"time_window": ("pool", "sa")}
+
 
 @dataclass
 class AttentionConfig:
     variant: str = "sep_sa"
     dim: int = 64
     heads: int = 4
-    layers: int = 2
-    time_window: int = 8  # frames each temporal attention sees in the separable variants
+    layers: int = 2  # blocks of pool and sa, layers of cma, per-step layers of sep_sa / sep_cma
     dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.layers < 1:
+            raise ValueError(f"attention.layers must be at least 1, got {self.layers}")
+        if self.heads < 1 or self.dim % self.heads:
+            raise ValueError(f"attention.dim {self.dim} is not divisible by heads {self.heads}")
+
+    @classmethod
+    def from_dict(cls, data: dict) -> AttentionConfig:
+        """The ``attention`` block of a saved ``config.json``.
+
+        ``time_window`` (the local temporal window of the separable variants, removed when
+        they became global over the clip and ``cma`` became parallel) is ignored for the
+        variants whose architecture it did not touch and refused, naming it, for the others.
+        """
+        data = dict(data)
+        variant = data.get("variant", cls.variant)
+        for name, unchanged in _REMOVED_FIELDS.items():
+            if name in data:
+                if variant not in unchanged:
+                    raise ValueError(
+                        f"attention.{name} in a saved {variant!r} model: it was written by an "
+                        f"earlier version whose {variant!r} attention differs from this one "
+                        "(separable variants now attend over the whole clip, cross-modal layers "
+                        "update both streams in parallel); retrain the model"
+                    )
+                del data[name]
+        unknown = sorted(set(data) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ValueError(f"unknown attention field(s) {unknown}")
+        return cls(**data)
 
 
 class MultiHeadAttention(nn.Module):
@@ -93,31 +131,6 @@ def sinusoidal_positions(num_frames: int, dim: int, device=None) -> torch.Tensor
     return enc
 
 
-def _time_attention(block: Block, x: torch.Tensor, window: int) -> torch.Tensor:
-    """Attention over time within each stream of ``x [B, S, F, D]``, cost O(F * window).
-
-    The clip is cut into chunks of ``window`` frames; each chunk attends to itself and its two
-    neighbours, so work grows linearly with F (a dense mask would be quadratic)."""
-    b, s, f, d = x.shape
-    w = max(1, window)
-    n_chunks = -(-f // w)
-    pad = n_chunks * w - f
-    xs = F.pad(x, (0, 0, 0, pad)).reshape(b * s, n_chunks, w, d)
-    # context: previous, own and next chunk
-    padded = F.pad(xs, (0, 0, 0, 0, 1, 1))
-    context = torch.cat([padded[:, :-2], padded[:, 1:-1], padded[:, 2:]], dim=2)  # [BS, C, 3w, D]
-    # mask out padding frames of the context (before frame 0 and after frame F-1)
-    frame = torch.arange(-w, (n_chunks + 1) * w, device=x.device)
-    ctx_frames = torch.stack([frame[c * w : c * w + 3 * w] for c in range(n_chunks)])  # [C, 3w]
-    valid = (ctx_frames >= 0) & (ctx_frames < f)
-    out = block(
-        xs.reshape(b * s * n_chunks, w, d),
-        context.reshape(b * s * n_chunks, 3 * w, d),
-        valid.repeat(b * s, 1).unsqueeze(1).unsqueeze(1),
-    )
-    return out.reshape(b, s, n_chunks * w, d)[:, :, :f]
-
-
 class AttentionVariant(nn.Module):
     """Interface: ``forward(audio [B, M, F, D], video [B, F, P, D]) -> [B, M, D]``."""
 
@@ -175,63 +188,91 @@ class JointSelfAttention(AttentionVariant):
         return tokens.reshape(b, -1, f, d)[:, :m].mean(dim=2)
 
 
+class CrossModalLayers(nn.Module):
+    """``layers`` cross-modal layers on token sets ``a [N, La, D]``, ``v [N, Lv, D]``.
+
+    In each layer audio queries video and video queries audio, both reading the previous
+    layer's outputs (in parallel, as in V2). The last layer has no video update: nothing
+    reads it, and a block without a gradient would never train."""
+
+    def __init__(self, config: AttentionConfig):
+        super().__init__()
+        n = config.layers
+        self.a2v = nn.ModuleList(
+            Block(config.dim, config.heads, config.dropout, cross=True) for _ in range(n)
+        )
+        self.v2a = nn.ModuleList(
+            Block(config.dim, config.heads, config.dropout, cross=True) for _ in range(n - 1)
+        )
+
+    def forward(self, a: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        for i, a2v in enumerate(self.a2v):
+            if i < len(self.v2a):
+                a, v = a2v(a, v), self.v2a[i](v, a)
+            else:
+                a = a2v(a, v)
+        return a
+
+
 class CrossModalAttention(AttentionVariant):
     def __init__(self, config: AttentionConfig):
         super().__init__(config)
-        self.a2v = nn.ModuleList(
-            Block(config.dim, config.heads, config.dropout, cross=True)
-            for _ in range(config.layers)
-        )
-        self.v2a = nn.ModuleList(
-            Block(config.dim, config.heads, config.dropout, cross=True)
-            for _ in range(config.layers)
-        )
+        self.cross = CrossModalLayers(config)
 
     def forward(self, audio: torch.Tensor, video: torch.Tensor) -> torch.Tensor:
         audio, video = self._embed(audio, video)
         b, m, f, d = audio.shape
-        a, v = audio.reshape(b, -1, d), video.reshape(b, -1, d)
-        for a2v, v2a in zip(self.a2v, self.v2a, strict=True):
-            # video queries audio first, then audio queries the updated video: every block
-            # (the last video one included) reaches the source features
-            v = v2a(v, a)
-            a = a2v(a, v)
+        a = self.cross(audio.reshape(b, -1, d), video.reshape(b, -1, d))
         return a.reshape(b, m, f, d).mean(dim=2)
 
 
 class SeparableAttention(AttentionVariant):
-    """Time within each stream (local window), then across streams at each time step."""
+    """V2 separable attention: over time within each stream, then across streams per step.
+
+    ``over_time`` is one self-attention block per modality over the whole clip, within each
+    source's audio sequence and each position's video sequence (streams never mix there);
+    ``per_step`` is ``layers`` layers of attention among the tokens of one time step (time
+    steps never mix there): self-attention over sources and positions (``sep_sa``) or
+    cross-modal layers (``sep_cma``)."""
 
     def __init__(self, config: AttentionConfig, cross_modal: bool):
         super().__init__(config)
         self.cross_modal = cross_modal
-        n = config.layers
-        self.time_blocks = nn.ModuleList(
-            Block(config.dim, config.heads, config.dropout, cross=True) for _ in range(n)
-        )
-        self.step_blocks = nn.ModuleList(
-            Block(config.dim, config.heads, config.dropout, cross=cross_modal) for _ in range(n)
-        )
+        self.time_audio = Block(config.dim, config.heads, config.dropout)
+        self.time_video = Block(config.dim, config.heads, config.dropout)
         if cross_modal:
-            self.step_blocks_v = nn.ModuleList(
-                Block(config.dim, config.heads, config.dropout, cross=True) for _ in range(n)
+            self.step_cross = CrossModalLayers(config)
+        else:
+            self.step_blocks = nn.ModuleList(
+                Block(config.dim, config.heads, config.dropout) for _ in range(config.layers)
             )
+
+    def over_time(
+        self, audio: torch.Tensor, video: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``audio [B, M, F, D]``, ``video [B, P, F, D]``: each stream attends to its own frames."""
+        b, m, f, d = audio.shape
+        a = self.time_audio(audio.reshape(b * m, f, d)).reshape(b, m, f, d)
+        v = self.time_video(video.reshape(-1, f, d)).reshape(b, -1, f, d)
+        return a, v
+
+    def per_step(self, audio: torch.Tensor, video: torch.Tensor) -> torch.Tensor:
+        """Audio ``[B, M, F, D]`` after attention among the ``M + P`` tokens of each frame."""
+        b, m, f, d = audio.shape
+        a = audio.transpose(1, 2).reshape(b * f, m, d)
+        v = video.transpose(1, 2).reshape(b * f, -1, d)
+        if self.cross_modal:
+            a = self.step_cross(a, v)
+        else:
+            tokens = torch.cat([a, v], dim=1)  # [B*F, M+P, D]
+            for block in self.step_blocks:
+                tokens = block(tokens)
+            a = tokens[:, :m]
+        return a.reshape(b, f, m, d).transpose(1, 2)
 
     def forward(self, audio: torch.Tensor, video: torch.Tensor) -> torch.Tensor:
         audio, video = self._embed(audio, video)
-        b, m, f, d = audio.shape
-        tokens = torch.cat([audio, video], dim=1)  # [B, M+P, F, D]
-        for i in range(self.config.layers):
-            tokens = _time_attention(self.time_blocks[i], tokens, self.config.time_window)
-            per_step = tokens.transpose(1, 2).reshape(b * f, -1, d)  # [B*F, M+P, D]
-            if self.cross_modal:
-                a, v = per_step[:, :m], per_step[:, m:]
-                v = self.step_blocks_v[i](v, a)
-                per_step = torch.cat([self.step_blocks[i](a, v), v], dim=1)
-            else:
-                per_step = self.step_blocks[i](per_step)
-            tokens = per_step.reshape(b, f, -1, d).transpose(1, 2)
-        return tokens[:, :m].mean(dim=2)
+        return self.per_step(*self.over_time(audio, video)).mean(dim=2)
 
 
 ATTENTION_VARIANTS = {

@@ -52,7 +52,7 @@ class AudioScopeConfig:
             clip_seconds=data.get("clip_seconds", 5.0),
             separator=SeparatorConfig(**data.get("separator", {})),
             embedding=EmbeddingConfig.from_dict(data.get("embedding", {})),
-            attention=AttentionConfig(**data.get("attention", {})),
+            attention=AttentionConfig.from_dict(data.get("attention", {})),
         )
 
 

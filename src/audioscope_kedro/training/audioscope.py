@@ -1,9 +1,14 @@
 """Recipe: audio-visual AudioScope training from the pre-trained separator (``train``, and each
-``tune`` trial): MixIT on mixtures of mixtures plus on-screen classification on the MixIT
-pseudo-labels, plus a supervised term where human clip labels exist."""
+``tune`` trial): MixIT on mixtures of mixtures plus on-screen classification, on the MixIT
+pseudo-labels for unlabelled clips and on the human label for labelled ones (never both).
+
+The training clips are those the ``coincidence`` stage kept (its ``kept`` column): every
+labelled training clip, and the unlabelled ones that pass its filter when
+``coincidence.filter`` is on (AudioScope V1), all of them when it is off (AudioScopeV2)."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import asdict, dataclass, replace
 from functools import partial
@@ -13,9 +18,10 @@ import pandas as pd
 import torch
 
 from audioscope_kedro.data.batches import ClipSet, MoMBatch, MoMSet, random_mom_batch
+from audioscope_kedro.data.lists import Split
 from audioscope_kedro.data.store import ClipStore
 from audioscope_kedro.evaluation.runner import run_on_moms, validation_figures
-from audioscope_kedro.losses import ClassificationLoss, active_sources, mixit, supervised_clip_loss
+from audioscope_kedro.losses import ClassificationLoss, active_sources, classification_terms, mixit
 from audioscope_kedro.models.audioscope import AudioScope, AudioScopeConfig
 from audioscope_kedro.models.persistence import weights_fingerprint
 from audioscope_kedro.models.separation import Separator
@@ -39,8 +45,9 @@ class TrainParams:
     supervised_weight: float = 1.0  # weight of the term from human on/off-screen clip labels
     mask_inactive: bool = True  # no classification loss on silent sources
     active_threshold_db: float = -40.0
-    use_coincidence_filter: bool = True  # train on the clips the coincidence model kept
-    coincidence_weighting: bool = True  # weight each example's pseudo-label loss by its score
+    # weight each unlabelled example's pseudo-label loss by its coincidence score: not in the
+    # papers (docs/model.md, "Coincidence filtering"), off by default
+    coincidence_weighting: bool = False
     init_from_pretrained: bool = True
     image_weights: str | None = None  # optional local state_dict to start the image network from
     validation_split: str = "validate"
@@ -63,33 +70,45 @@ def model_config(model_params: dict[str, Any], clip_store: ClipStore, clip_secon
 def audioscope_step(
     model: AudioScope, batch: MoMBatch, params: TrainParams
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """MixIT + on-screen classification on MixIT pseudo-labels (+ supervised where labelled)."""
+    """MixIT + on-screen classification: on the MixIT pseudo-labels for unlabelled examples,
+    on the human label of clip 1 for labelled ones (``losses.classification_terms``). Each
+    term is summed over its examples and divided by the batch size."""
     out = model(batch.mixture, batch.frames)
     separation, assignment = mixit(out.sources, batch.mix1, batch.mix2)
     active = (
         active_sources(out.sources, params.active_threshold_db) if params.mask_inactive else None
     )
-    weight = batch.weight if params.coincidence_weighting else torch.ones_like(batch.weight)
-    cls = (params.classification_loss(out.logits, assignment, active) * weight).mean()
-    sup = supervised_clip_loss(out.logits, assignment, batch.label, active).mean()
+    pseudo, supervised = classification_terms(
+        out.logits,
+        assignment,
+        batch.label,
+        params.classification_loss,
+        active,
+        batch.weight if params.coincidence_weighting else None,
+    )
+    cls, sup = pseudo.mean(), supervised.mean()
     total = separation.mean() + params.classification_weight * cls + params.supervised_weight * sup
     return total, {"mixit": separation.mean().item(), "cls": cls.item(), "sup": sup.item()}
 
 
 def training_clips(
-    clip_store: ClipStore, coincidence_scores: pd.DataFrame, params: TrainParams, seconds: float
+    clip_store: ClipStore, coincidence_scores: pd.DataFrame, seconds: float
 ) -> ClipSet:
+    """The training clips the ``coincidence`` stage kept, weighted by their coincidence score
+    (used only with ``train.coincidence_weighting``)."""
     scores = coincidence_scores.set_index("clip_id")
-    ids = None
-    if params.use_coincidence_filter:
-        ids = scores.index[scores["kept"] & (scores["split"] == "train")].tolist()
-        if len(ids) < 2:
-            raise ValueError(
-                f"only {len(ids)} training clips pass the coincidence filter; lower "
-                "coincidence.threshold or set train.use_coincidence_filter: false"
-            )
+    ids = scores.index[scores["kept"] & (scores["split"] == str(Split.TRAIN))].tolist()
+    if len(ids) < 2:
+        raise ValueError(
+            f"the coincidence stage kept only {len(ids)} training clips (need 2): with "
+            "coincidence.filter on, lower coincidence.threshold or set coincidence.filter: false"
+        )
     return ClipSet.select(
-        clip_store, seconds, clip_ids=ids, splits=("train",), weights=scores["coincidence_score"]
+        clip_store,
+        seconds,
+        clip_ids=ids,
+        splits=(str(Split.TRAIN),),
+        weights=scores["coincidence_score"],
     )
 
 
@@ -118,8 +137,10 @@ def fit_audioscope(
         model.separator.load_state_dict(pretrained_separator.state_dict())
     if params.image_weights:
         model.image_embedding.load_weights(params.image_weights)
-    clips = training_clips(clip_store, coincidence_scores, params, config.clip_seconds)
-    log.info("training on %d clips", len(clips))
+    clips = training_clips(clip_store, coincidence_scores, config.clip_seconds)
+    log.info(
+        "training on %d clips, %d of them human-labelled", len(clips), (clips.labels >= 0).sum()
+    )
     val = MoMSet.from_table(clip_store, mom_table, config.clip_seconds, params.validation_split)
 
     def validate(m: AudioScope) -> dict:
@@ -139,7 +160,7 @@ def fit_audioscope(
         fingerprint=config_fingerprint(
             asdict(params),
             config.to_dict(),
-            len(clips),
+            hashlib.sha1("\n".join(clips.clip_ids).encode()).hexdigest(),  # the training set
             weights_fingerprint(pretrained_separator),
             weights_fingerprint(model.image_embedding) if params.image_weights else None,
         ),
@@ -158,6 +179,11 @@ def training_setup(
 ) -> tuple[TrainParams, AudioScopeConfig]:
     """The ``train`` settings and the model config from their parameter blocks; with
     ``train.use_tuned_params`` the best ``tune`` trial's values (``tuned``) laid over them."""
+    if "use_coincidence_filter" in train_params:
+        raise ParameterError(
+            "train.use_coincidence_filter is now coincidence.filter (the coincidence stage "
+            "writes which training clips are kept)"
+        )
     if parse(TrainParams, train_params, "train").use_tuned_params:
         if not tuned:
             raise ValueError(

@@ -1,14 +1,25 @@
-"""Recipe: the audio-visual coincidence model (Jansen et al. 2020 style), and the clip scores
-and filter it gives. Trained on aligned against mismatched pairs.
+"""Recipe: the audio-visual coincidence model (Jansen et al. 2020 style), the clip scores it
+gives and AudioScope V1's clip filter. Trained on aligned against mismatched pairs.
 
 Negatives are half another clip's soundtrack with these frames, half this clip's soundtrack
 shifted in time against its frames (circularly, by at least a quarter of the clip), so the
 model must learn synchrony, not only which sounds go with which looks.
+
+**Held-out folds.** A model trained on a clip has seen that clip's aligned pair and would score
+it higher than a clip it never saw, so a filter on its own training clips would keep what it
+memorised. The training clips are dealt into ``folds`` folds; model ``k`` trains on every fold
+but ``k`` and scores fold ``k`` only. Clips of the other splits, which no model trained on, get
+the mean probability of the ``folds`` models. Each fold resumes from its own checkpoints.
+
+**The filter** (``filter``: on for the AudioScope V1 recipe, off for AudioScopeV2, which trains
+on unfiltered data) applies to unlabelled training clips only: labelled ones are always kept.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -16,6 +27,7 @@ import torch
 from torch.nn import functional as F
 
 from audioscope_kedro.data.batches import ClipSet
+from audioscope_kedro.data.lists import CLIP_COLUMNS, ClipLabel, Split
 from audioscope_kedro.data.store import ClipStore
 from audioscope_kedro.metrics import auc_roc
 from audioscope_kedro.models.coincidence import CoincidenceModel
@@ -23,24 +35,98 @@ from audioscope_kedro.models.embeddings import EmbeddingConfig
 from audioscope_kedro.training.checkpoints import CheckpointStore, config_fingerprint
 from audioscope_kedro.training.loop import LoopSettings, train_loop
 
+# random streams of pair_batch: training batches of fold k use stream k, held-out pairs this one
+HELD_OUT_STREAM = 1000
+
 
 @dataclass(frozen=True)
 class CoincidenceParams:
     """The ``coincidence`` parameter block."""
 
-    loop: LoopSettings
+    loop: LoopSettings  # of each fold's model
     model: EmbeddingConfig = field(default_factory=EmbeddingConfig)  # its embedding networks
     seed: int = 0
     batch_size: int = 16
-    threshold: float = 0.8  # keep training clips scored above this (AudioScope: 0.8)
-    validation_split: str = "validate"  # clips it does not train on, for its held-out AUC
+    folds: int = 2  # models; each trains on the other folds' clips and scores its own fold
+    filter: bool = False  # keep only unlabelled training clips above threshold (V1: on, V2: off)
+    threshold: float = 0.8  # AudioScope: 0.8
+    validation_split: str = "validate"  # clips no model trains on, for a second held-out AUC
+    held_out_pairs: int = 256  # pairs per held-out AUC (half aligned), in batches of batch_size
+
+    def __post_init__(self) -> None:
+        if self.held_out_pairs < 2:
+            raise ValueError(f"held_out_pairs must be at least 2, got {self.held_out_pairs}")
+        if self.folds < 2:
+            raise ValueError(
+                f"folds must be at least 2 (a model never scores its own clips), got {self.folds}"
+            )
+
+    def training_settings(self) -> dict:
+        """What a fold's model and curve depend on (not threshold or filter: changing them
+        re-scores and re-filters without retraining)."""
+        return {
+            "loop": self.loop,
+            "model": self.model,
+            "seed": self.seed,
+            "batch_size": self.batch_size,
+            "folds": self.folds,
+            "held_out_pairs": self.held_out_pairs,
+        }
+
+
+def fold_name(k: int) -> str:
+    return f"fold_{k}"
+
+
+@dataclass(frozen=True)
+class Folds:
+    """The training clips of the coincidence stage and the fold of each."""
+
+    clip_ids: tuple[str, ...]
+    fold: np.ndarray  # [len(clip_ids)] in 0..count-1
+    count: int
+
+    @classmethod
+    def deal(cls, clip_ids: Sequence[str], count: int, seed: int) -> Folds:
+        """A seeded shuffle of the sorted ids dealt round-robin: folds differ in size by at most
+        one, and the folds do not depend on the order of the store."""
+        ids = list(clip_ids)
+        if len(ids) < 2 * count:
+            raise ValueError(
+                f"{len(ids)} training clips cannot make {count} coincidence folds of at least 2 "
+                "clips each: lower coincidence.folds or add training clips"
+            )
+        order = np.argsort(np.asarray(ids))
+        shuffled = order[np.random.default_rng([seed, 11]).permutation(len(ids))]
+        fold = np.empty(len(ids), int)
+        fold[shuffled] = np.arange(len(ids)) % count
+        return cls(tuple(ids), fold, count)
+
+    def held_out(self, k: int) -> list[str]:
+        """The clips of fold ``k``: model ``k`` scores them and never trains on them."""
+        return [c for c, f in zip(self.clip_ids, self.fold, strict=True) if f == k]
+
+    def training(self, k: int) -> list[str]:
+        """The clips model ``k`` trains on: every fold but ``k``."""
+        return [c for c, f in zip(self.clip_ids, self.fold, strict=True) if f != k]
+
+    @property
+    def fold_of(self) -> dict[str, int]:
+        """``clip_id -> fold``."""
+        return dict(zip(self.clip_ids, self.fold.tolist(), strict=True))
+
+
+def training_folds(clip_store: ClipStore, params: CoincidenceParams, seconds: float) -> Folds:
+    """The folds of the store's training split."""
+    train = ClipSet.select(clip_store, seconds, splits=(str(Split.TRAIN),))
+    return Folds.deal(train.clip_ids, params.folds, params.seed)
 
 
 def pair_batch(
-    clips: ClipSet, batch_size: int, seed: int, step: int
+    clips: ClipSet, batch_size: int, seed: int, step: int, stream: int = 0
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(audio [B, T], frames [B, F, H, W, 3], target [B])``; half aligned (target 1)."""
-    rng = np.random.default_rng([seed, step, 7])
+    rng = np.random.default_rng([seed, stream, step, 7])
     n = len(clips)
     which = rng.integers(0, n, batch_size)
     audio, frames = clips.audio(which), clips.frames(which)
@@ -66,37 +152,100 @@ def coincidence_step(model: CoincidenceModel, batch) -> tuple[torch.Tensor, dict
     return loss, {"loss": loss.item(), "accuracy": accuracy.item()}
 
 
-def score_clips(model: CoincidenceModel, clips: ClipSet, batch_size: int = 32) -> np.ndarray:
-    """Coincidence probability of every clip with its own soundtrack."""
-    model.eval()
+def _probability(models: Sequence[CoincidenceModel], audio, frames) -> torch.Tensor:
+    """Mean coincidence probability of ``models``."""
+    return torch.stack([torch.sigmoid(m(audio, frames)) for m in models]).mean(0)
+
+
+def score_clips(
+    models: Sequence[CoincidenceModel], clips: ClipSet, batch_size: int = 32
+) -> np.ndarray:
+    """Coincidence probability of every clip with its own soundtrack (mean over ``models``)."""
+    for m in models:
+        m.eval()
     out = []
     with torch.no_grad():
         for start in range(0, len(clips), batch_size):
             which = np.arange(start, min(start + batch_size, len(clips)))
-            out.append(torch.sigmoid(model(clips.audio(which), clips.frames(which))))
-    return torch.cat(out).numpy() if out else np.zeros(0)
+            out.append(_probability(models, clips.audio(which), clips.frames(which)))
+    return torch.cat(out).numpy() if out else np.zeros(0, np.float32)
 
 
-def held_out_auc(
-    model: CoincidenceModel, clips: ClipSet, seed: int, batches: int = 4, batch_size: int = 32
-) -> float:
-    """AUC of aligned against mismatched pairs drawn from clips the model was not trained on."""
-    model.eval()
+def pair_scores(
+    models: Sequence[CoincidenceModel], clips: ClipSet, params: CoincidenceParams
+) -> tuple[np.ndarray, np.ndarray]:
+    """Scores and targets of ``params.held_out_pairs`` aligned and mismatched pairs drawn
+    from ``clips`` (both clips of a mismatched pair among them): for the AUC of clips the
+    models did not train on. The same pairs on every call."""
+    for m in models:
+        m.eval()
     scores, labels = [], []
     with torch.no_grad():
-        for b in range(batches):
-            audio, frames, target = pair_batch(clips, batch_size, seed + 1000, b)
-            scores.append(model(audio, frames).numpy())
+        for b, start in enumerate(range(0, params.held_out_pairs, params.batch_size)):
+            size = min(params.batch_size, params.held_out_pairs - start)
+            audio, frames, target = pair_batch(clips, size, params.seed, b, HELD_OUT_STREAM)
+            scores.append(_probability(models, audio, frames).numpy())
             labels.append(target.numpy())
-    return auc_roc(np.concatenate(scores), np.concatenate(labels))
+    return np.concatenate(scores), np.concatenate(labels)
 
 
-def held_out_split_auc(
-    model: CoincidenceModel, clip_store: ClipStore, params: CoincidenceParams, clip_seconds: float
-) -> float | None:
-    """AUC of aligned against mismatched pairs of the validation split; None without two clips."""
-    held_out = ClipSet.select(clip_store, clip_seconds, splits=(params.validation_split,))
-    return held_out_auc(model, held_out, params.seed) if len(held_out) > 1 else None
+def _finite(value: float) -> float | None:
+    return float(value) if np.isfinite(value) else None
+
+
+def _ids_digest(ids: Sequence[str]) -> str:
+    return hashlib.sha1("\n".join(ids).encode()).hexdigest()
+
+
+def train_fold(
+    clip_store: ClipStore,
+    checkpoints: CheckpointStore,
+    params: CoincidenceParams,
+    clip_seconds: float,
+    folds: Folds,
+    k: int,
+    code_version: str | None = None,
+) -> tuple[CoincidenceModel, pd.DataFrame]:
+    """Train (or resume) model ``k`` on every fold but ``k``; its curve is the AUC of pairs of
+    fold ``k`` (clips it does not train on)."""
+    torch.manual_seed(params.seed * 1000 + k)
+    train_ids, held_out_ids = folds.training(k), folds.held_out(k)
+    clips = ClipSet.select(clip_store, clip_seconds, clip_ids=train_ids)
+    held_out = ClipSet.select(clip_store, clip_seconds, clip_ids=held_out_ids)
+    model = CoincidenceModel(params.model)
+
+    def validate(m: CoincidenceModel) -> dict:
+        return {"val_auc_roc": auc_roc(*pair_scores([m], held_out, params))}
+
+    curve = train_loop(
+        model,
+        coincidence_step,
+        lambda step: pair_batch(clips, params.batch_size, params.seed, step, stream=k),
+        params.loop,
+        checkpoints,
+        validate,
+        desc=f"coincidence {fold_name(k)} of {folds.count}",
+        fingerprint=config_fingerprint(
+            params.training_settings(),
+            k,
+            clip_seconds,
+            clip_store.settings.to_dict(),
+            _ids_digest(train_ids),
+        ),
+        code_version=code_version,
+    )
+    return model, pd.DataFrame(curve)
+
+
+def fold_curves(curves: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """One row per validation step: the mean over folds of every column (``val_auc_roc``: the
+    mean held-out AUC), and each fold's held-out AUC as ``val_auc_roc_fold_<k>``."""
+    tagged = [c.assign(fold=k) for k, c in enumerate(curves)]
+    long = pd.concat(tagged, ignore_index=True)
+    table = long.drop(columns="fold").groupby("step", as_index=False).mean()
+    per_fold = long.pivot(index="step", columns="fold", values="val_auc_roc")
+    per_fold.columns = [f"val_auc_roc_{fold_name(k)}" for k in per_fold.columns]
+    return table.merge(per_fold.reset_index(), on="step")
 
 
 def train_coincidence(
@@ -105,50 +254,93 @@ def train_coincidence(
     params: CoincidenceParams,
     clip_seconds: float,
     code_version: str | None = None,
-) -> tuple[CoincidenceModel, pd.DataFrame]:
-    """Train (or resume) on aligned against mismatched pairs of the training clips."""
-    torch.manual_seed(params.seed)
-    clips = ClipSet.select(clip_store, clip_seconds, splits=("train",))
-    model = CoincidenceModel(params.model)
-
-    def validate(m: CoincidenceModel) -> dict:
-        auc = held_out_split_auc(m, clip_store, params, clip_seconds)
-        return {} if auc is None else {"val_auc_roc": auc}
-
-    curve = train_loop(
-        model,
-        coincidence_step,
-        lambda step: pair_batch(clips, params.batch_size, params.seed, step),
-        params.loop,
-        checkpoints,
-        validate,
-        desc="coincidence",
-        fingerprint=config_fingerprint(
-            asdict(params), clip_seconds, clip_store.settings.to_dict(), len(clips)
-        ),
-        code_version=code_version,
-    )
-    return model, pd.DataFrame(curve)
+) -> tuple[dict[str, CoincidenceModel], pd.DataFrame]:
+    """Train (or resume) the ``folds`` models, each with checkpoints in its own sub-folder;
+    returns them by fold name and the held-out curve (``fold_curves``)."""
+    folds = training_folds(clip_store, params, clip_seconds)
+    models, curves = {}, []
+    for k in range(folds.count):
+        fold_checkpoints = CheckpointStore(checkpoints.folder / fold_name(k))
+        model, curve = train_fold(
+            clip_store, fold_checkpoints, params, clip_seconds, folds, k, code_version
+        )
+        models[fold_name(k)] = model
+        curves.append(curve)
+    return models, fold_curves(curves)
 
 
 def score_and_filter(
-    clip_store: ClipStore, model: CoincidenceModel, params: CoincidenceParams, clip_seconds: float
+    clip_store: ClipStore,
+    models: Mapping[str, CoincidenceModel],
+    params: CoincidenceParams,
+    clip_seconds: float,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    """Coincidence probability of every clip; the training clips above ``threshold`` as an
-    AudioScope clip list (plus a score column); and the report (held-out AUC, counts)."""
+    """The per-clip table (``coincidence_score``; ``fold``: the model that scored a training
+    clip, -1 for the mean of all; ``kept``: AudioScope trains on it), the kept training clips
+    as a clip list in the release format, and the report (held-out AUCs, counts)."""
+    folds = training_folds(clip_store, params, clip_seconds)
+    expected = [fold_name(k) for k in range(folds.count)]
+    if sorted(models) != expected:
+        raise ValueError(
+            f"coincidence models {sorted(models)} are not those of {folds.count} folds "
+            f"({expected}): rerun the coincidence training"
+        )
+    fold_models = [models[name] for name in expected]
     every = ClipSet.select(clip_store, clip_seconds)
-    table = clip_store.index.iloc[every.rows][
-        ["clip_id", "video_path", "start_time", "end_time", "split", "label"]
-    ].copy()
-    table["coincidence_score"] = score_clips(model, every)
-    table["kept"] = table["coincidence_score"] > params.threshold
-    train = table[table["split"] == "train"]
-    kept = train[train["kept"]][["video_path", "start_time", "end_time", "coincidence_score"]]
+    table = clip_store.index.iloc[every.rows][["clip_id", *CLIP_COLUMNS, "split", "label"]]
+    table = table.reset_index(drop=True)
+    table["label"] = table["label"].fillna("")
+    table["fold"] = table["clip_id"].map(folds.fold_of).fillna(-1).astype(int)
+    score = pd.Series(np.nan, index=table["clip_id"].to_numpy())
+
+    held_out_scores, held_out_labels, per_fold = [], [], {}
+    for k, model in enumerate(fold_models):
+        clips = ClipSet.select(clip_store, clip_seconds, clip_ids=folds.held_out(k))
+        score[clips.clip_ids] = score_clips([model], clips)
+        s, y = pair_scores([model], clips, params)
+        held_out_scores.append(s)
+        held_out_labels.append(y)
+        per_fold[fold_name(k)] = _finite(auc_roc(s, y))
+    others = ClipSet.select(clip_store, clip_seconds, clip_ids=table["clip_id"][table["fold"] < 0])
+    score[others.clip_ids] = score_clips(fold_models, others)
+    table["coincidence_score"] = score.loc[table["clip_id"]].to_numpy(np.float64)
+
+    train = table["split"] == str(Split.TRAIN)
+    labelled = table["label"] != str(ClipLabel.UNLABELLED)
+    above = table["coincidence_score"] > params.threshold
+    table["kept"] = train & (labelled | above) if params.filter else train
+    kept = table[table["kept"]][CLIP_COLUMNS].reset_index(drop=True)
+
+    validation = ClipSet.select(clip_store, clip_seconds, splits=(params.validation_split,))
+    validate_auc = (
+        _finite(auc_roc(*pair_scores(fold_models, validation, params)))
+        if len(validation) > 1
+        else None
+    )
+    on = table["label"] == str(ClipLabel.ONSCREEN)
+    off = table["label"] == str(ClipLabel.OFFSCREEN)
     report = {
-        "held_out_auc_roc": held_out_split_auc(model, clip_store, params, clip_seconds),
+        "filter": params.filter,
         "threshold": params.threshold,
-        "train_clips": int(len(train)),
-        "train_clips_kept": int(len(kept)),
-        "mean_score_train": float(train["coincidence_score"].mean()) if len(train) else None,
+        "folds": folds.count,
+        # aligned against mismatched pairs of training clips, each fold by the model that did
+        # not train on it, pooled
+        "held_out_auc_roc": _finite(
+            auc_roc(np.concatenate(held_out_scores), np.concatenate(held_out_labels))
+        ),
+        "held_out_auc_roc_per_fold": per_fold,
+        "validate_auc_roc": validate_auc,  # pairs of the validation split, mean of the models
+        # does the score tell human-labelled on-screen-only clips from off-screen-only ones?
+        "labelled_on_vs_off_auc_roc": _finite(
+            auc_roc(table["coincidence_score"][on | off], on[on | off].to_numpy())
+        ),
+        "train_clips": int(train.sum()),
+        "train_clips_labelled": int((train & labelled).sum()),
+        "train_clips_unlabelled_above_threshold": int((train & ~labelled & above).sum()),
+        "train_clips_kept": int(table["kept"].sum()),
+        "mean_score": {
+            str(split): float(group.mean())
+            for split, group in table.groupby("split")["coincidence_score"]
+        },
     }
-    return table.reset_index(drop=True), kept.reset_index(drop=True), report
+    return table, kept, report

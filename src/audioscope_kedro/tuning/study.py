@@ -69,7 +69,7 @@ class SearchDimension:
     integers give an integer range). ``targets`` are dotted paths into the ``train`` and
     ``model`` parameter blocks (one value may set several, e.g. the attention and embedding
     widths). ``only_if`` names other dimensions and the values for which this one matters
-    (``time_window`` only for the separable variants); otherwise it is dropped from the trial
+    (e.g. a setting of the separable variants only); otherwise it is dropped from the trial
     and does not make two trials different.
     """
 

@@ -1,10 +1,13 @@
-"""Nodes of ``coincidence``: train the audio-visual coincidence model, score and filter clips."""
+"""Nodes of ``coincidence``: train the audio-visual coincidence models (one per held-out fold),
+score every clip, and filter the training clips."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
 
 import pandas as pd
+from torch import nn
 
 from audioscope_kedro.data.store import ClipStore
 from audioscope_kedro.models.coincidence import CoincidenceModel
@@ -20,10 +23,11 @@ from audioscope_kedro.training.coincidence import (
 log = logging.getLogger(__name__)
 
 
-def train_coincidence_model(
+def train_coincidence_models(
     clip_store: ClipStore, checkpoints: CheckpointStore, params: dict, clip_seconds: float
-) -> tuple[CoincidenceModel, pd.DataFrame]:
-    """Aligned against mismatched (other clip, time-shifted) pairs of the training clips."""
+) -> tuple[dict[str, CoincidenceModel], pd.DataFrame]:
+    """One model per fold of the training clips, on aligned against mismatched (other clip,
+    time-shifted) pairs of the other folds; the held-out curve."""
     settings = parse(CoincidenceParams, params, "coincidence")
     return train_coincidence(
         clip_store, checkpoints, settings, clip_seconds, source_fingerprint(__package__)
@@ -31,16 +35,25 @@ def train_coincidence_model(
 
 
 def score_and_filter_clips(
-    clip_store: ClipStore, model: CoincidenceModel, params: dict, clip_seconds: float
+    clip_store: ClipStore,
+    models: Mapping[str, CoincidenceModel | Callable[[], CoincidenceModel]],
+    params: dict,
+    clip_seconds: float,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    """Coincidence probability of every clip; the kept training clips as an AudioScope clip
-    list (plus a score column); and the report (held-out AUC, counts)."""
+    """Coincidence probability of every clip (a training clip by the model that did not train
+    on it); the training clips AudioScope trains on as a clip list; the report (held-out AUC,
+    counts). ``models`` as the partitioned model folder loads them (lazily) or in memory."""
     settings = parse(CoincidenceParams, params, "coincidence")
-    table, kept, report = score_and_filter(clip_store, model, settings, clip_seconds)
+    loaded = {k: m if isinstance(m, nn.Module) else m() for k, m in models.items()}
+    table, kept, report = score_and_filter(clip_store, loaded, settings, clip_seconds)
     log.info(
-        "coincidence: held-out AUC %s, kept %d of %d training clips",
+        "coincidence: held-out AUC %s over %d folds; filter %s: %d of %d training clips kept "
+        "(%d labelled, always kept)",
         report["held_out_auc_roc"],
+        report["folds"],
+        "on" if report["filter"] else "off",
         report["train_clips_kept"],
         report["train_clips"],
+        report["train_clips_labelled"],
     )
     return table, kept, report

@@ -1,6 +1,6 @@
 from kedro.pipeline import Pipeline, node
 
-from .nodes import evaluate_model, plot_evaluation, write_report
+from .nodes import configuration, evaluate_model, plot_evaluation, write_report
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -9,7 +9,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             node(
                 evaluate_model,
                 ["audioscope_model", "clip_store", "mom_table", "params:evaluate"],
-                ["metrics", "trade_off_curve", "roc_curve", "evaluation"],
+                ["metrics", "evaluation_per_mom", "trade_off_curve", "roc_curve", "evaluation"],
                 name="evaluate_model",
             ),
             node(
@@ -19,8 +19,27 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="plot_evaluation",
             ),
             node(
+                configuration,
+                [
+                    "params:coincidence",
+                    "params:pretrain_audio",
+                    "params:train",
+                    "params:model",
+                    "params:calibrate",
+                ],
+                "run_configuration",
+                name="collect_configuration",
+            ),
+            node(
                 write_report,
-                ["evaluation", "audioscope_model", "train_curve", "params:evaluate"],
+                [
+                    "evaluation",
+                    "audioscope_model",
+                    "train_curve",
+                    "coincidence_curve",
+                    "params:evaluate",
+                    "run_configuration",
+                ],
                 "evaluation_report",
                 name="write_report",
             ),
