@@ -25,6 +25,11 @@ class BadClipError(Exception):
         self.reason = reason
 
 
+def _media_fields(media: MediaFormat) -> dict:
+    """The media-format fields of ``media`` (a ``MediaFormat`` or any subclass)."""
+    return {k: getattr(media, k) for k in MediaFormat.__dataclass_fields__}
+
+
 @dataclass(frozen=True)
 class DecodeSettings(MediaFormat):
     """How clips are decoded: the media format they are stored in, and what to do with clips
@@ -53,13 +58,11 @@ class DecodeSettings(MediaFormat):
     @classmethod
     def for_media(cls, media: MediaFormat, **options) -> DecodeSettings:
         """Decode to ``media`` (e.g. a model's input format) with the given options."""
-        return cls(
-            **MediaFormat.to_dict(media.media if isinstance(media, cls) else media), **options
-        )
+        return cls(**_media_fields(media), **options)
 
     @property
     def media(self) -> MediaFormat:
-        return MediaFormat(**{k: getattr(self, k) for k in MediaFormat.__dataclass_fields__})
+        return MediaFormat(**_media_fields(self))
 
 
 @dataclass

@@ -43,7 +43,13 @@ from audioscope_kedro.evaluation.metric_names import (
     ci_keys,
 )
 from audioscope_kedro.losses import active_sources, mixit
-from audioscope_kedro.metrics import auc_roc, binary_selections, roc_curve, si_snr
+from audioscope_kedro.metrics import (
+    auc_roc,
+    binary_selections,
+    off_screen_suppression,
+    roc_curve,
+    si_snr,
+)
 from audioscope_kedro.models.persistence import weights_fingerprint
 
 ON_SCREEN_KINDS = tuple(k for k in MomKind if k.has_on_screen_reference)
@@ -338,13 +344,7 @@ def _examples(model, moms: MoMSet, point: OperatingPoint, per_kind: int) -> list
                         if on_screen
                         else min(
                             CAP_DB,
-                            float(
-                                10
-                                * torch.log10(
-                                    (batch.mixture[k].pow(2).sum() + 1e-8)
-                                    / (calibrated_on[k].pow(2).sum() + 1e-8)
-                                )
-                            ),
+                            float(off_screen_suppression(batch.mixture[k], calibrated_on[k])),
                         )
                     )
                     examples.append(
