@@ -3,7 +3,8 @@ MoM lists. Argument parsing and reporting only: the work is done by
 :mod:`audioscope_kedro.inference` and :mod:`audioscope_kedro.evaluation.mom_lists`.
 (Not ``cli.py``: Kedro loads that module of a project for its own commands.)
 
-    audioscope separate VIDEO... --model DIR --out DIR
+    audioscope separate VIDEO_OR_FOLDER... --model DIR --out DIR [--threshold P |
+        --target-suppression DB] [--device auto] [--window S --hop S] [--format flac] [--no-video]
     audioscope evaluate --video-root DIR --on-mom CSV --off-mom CSV --model DIR --out DIR
 """
 
@@ -14,32 +15,129 @@ import json
 import sys
 from pathlib import Path
 
+import av
 from tqdm.auto import tqdm
 
 from audioscope_kedro import device
 from audioscope_kedro.data.decode import BadClipError
 from audioscope_kedro.data.lists import ListValidationError
-from audioscope_kedro.evaluation.calibration import CalibrationMismatchError
+from audioscope_kedro.evaluation.calibration import (
+    RAW,
+    CalibrationMismatchError,
+    OperatingPoint,
+    PointKind,
+)
 from audioscope_kedro.evaluation.mom_lists import evaluate_mom_lists
-from audioscope_kedro.inference import separate_video, write_separation
+from audioscope_kedro.inference import SeparateOptions, find_videos, separate_file
 from audioscope_kedro.release import ReleasedModel
 
 
+class UsageError(ValueError):
+    """A command line that cannot be run (exit code 2)."""
+
+
+def operating_point(release: ReleasedModel, args: argparse.Namespace) -> tuple[OperatingPoint, str]:
+    """The operating point asked for, and where it comes from (for the report). A
+    ``--target-suppression`` must be one the calibration has a point for."""
+    cal = release.calibration
+    if args.threshold is not None:
+        if not 0 < args.threshold < 1:
+            raise UsageError(f"--threshold must be between 0 and 1, not {args.threshold}")
+        return OperatingPoint(PointKind.THRESHOLD, threshold=args.threshold), "--threshold"
+    if args.target_suppression is not None:
+        if cal is None:
+            raise UsageError("--target-suppression needs the model's calibration.json")
+        points = {cal.target_suppression_db: cal.point, **cal.points_by_target}
+        for target, point in points.items():
+            if abs(target - args.target_suppression) < 1e-9:
+                return point, f"calibrated to {target:g} dB of suppression"
+        known = ", ".join(f"{t:g}" for t in sorted(points))
+        raise UsageError(
+            f"the calibration has no point for {args.target_suppression:g} dB (it has: {known} "
+            "dB); use one of them or --threshold"
+        )
+    if cal is None:
+        return RAW, "no calibration.json: the raw probabilities"
+    return cal.point, f"the saved calibration ({cal.target_suppression_db:g} dB of suppression)"
+
+
+class WindowBar:
+    """The progress bar over one input's windows, shown once there is more than one."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.bar: tqdm | None = None
+
+    def update(self, done: int, total: int) -> None:
+        if self.bar is None and total > 1:
+            self.bar = tqdm(total=total, desc=self.name, unit="window", leave=False, disable=None)
+        if self.bar is not None:
+            self.bar.total = max(self.bar.total, total)
+            self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
 def cmd_separate(args: argparse.Namespace) -> int:
+    if args.window is not None and args.window <= 0:
+        raise UsageError(f"--window must be positive, not {args.window}")
+    if args.hop is not None and (args.hop <= 0 or args.hop > (args.window or float("inf"))):
+        raise UsageError(f"--hop must be positive and at most the window, not {args.hop}")
+    if args.batch_size < 1:
+        raise UsageError(f"--batch-size must be at least 1, not {args.batch_size}")
     release = ReleasedModel.load(Path(args.model))
-    target = device.choose(args.device)
+    point, origin = operating_point(release, args)
+    options = SeparateOptions(
+        point=point,
+        window_seconds=args.window,
+        hop_seconds=args.hop,
+        batch_size=args.batch_size,
+        audio_format=args.format,
+        video=not args.no_video,
+        device=device.choose(args.device),
+    )
+    try:
+        options.window_and_hop(release.model.config.clip_seconds)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    inputs: list[Path] = []
+    failures: list[tuple[Path, str]] = []
+    for name in args.videos:
+        found = find_videos(Path(name))
+        if not found:
+            failures.append((Path(name), "no video files in this folder"))
+        inputs.extend(found)
     out = Path(args.out)
-    failed = 0
-    for video in tqdm([Path(v) for v in args.videos], desc="separate", unit="video"):
+    tqdm.write(f"operating point: {point.describe()} ({origin}); device {options.device}")
+    for video in tqdm(inputs, desc="separate", unit="video", disable=None):
+        bar = WindowBar(video.name)
         try:
-            result = separate_video(release, video, device=target)
+            report = separate_file(release.model, video, out, options, bar.update)
         except BadClipError as err:
+            failures.append((video, err.reason))
             tqdm.write(f"{video}: skipped: {err.reason}")
-            failed += 1
             continue
-        write_separation(result, out, video.stem, video)
-        tqdm.write(f"{video}: wrote {video.stem}.on_screen.wav and {video.stem}.off_screen.wav")
-    return 1 if failed else 0
+        except (av.error.FFmpegError, OSError, RuntimeError) as err:
+            failures.append((video, f"{type(err).__name__}: {err}"))
+            tqdm.write(f"{video}: failed: {type(err).__name__}: {err}")
+            continue
+        finally:
+            bar.close()
+        t = report.timings
+        rtf = (t.decode + t.model + t.split + t.encode) / max(report.duration, 1e-9)
+        tqdm.write(
+            f"{video}: {report.duration:.1f} s, {report.windows} windows -> {report.folder} "
+            f"(real-time factor {rtf:.3f})"
+        )
+    done = len(inputs) - sum(1 for v, _ in failures if v in inputs)
+    print(f"separated {done} of {len(inputs)} video(s) into {out}")
+    if failures:
+        print(f"{len(failures)} failed:", file=sys.stderr)
+        for video, reason in failures:
+            print(f"  {video}: {reason}", file=sys.stderr)
+    return 1 if failures else 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -72,14 +170,27 @@ def build_parser() -> argparse.ArgumentParser:
     sep = sub.add_parser(
         "separate", help="split videos' soundtracks into on-screen and off-screen sound"
     )
-    sep.add_argument("videos", nargs="+", metavar="VIDEO")
+    sep.add_argument("videos", nargs="+", metavar="VIDEO_OR_FOLDER", help="folders are walked")
     sep.add_argument(
         "--model", required=True, help="model folder (model.pt, config.json, calibration.json)"
     )
-    sep.add_argument(
-        "--out", required=True, help="folder for <name>.on_screen.wav, <name>.off_screen.wav"
+    sep.add_argument("--out", required=True, help="one folder per input is made in it")
+    point = sep.add_mutually_exclusive_group()
+    point.add_argument(
+        "--threshold", type=float, help="keep the sources whose on-screen probability is above"
     )
-    sep.add_argument("--device", default="cpu", help="cpu, cuda, cuda:<n> or auto")
+    point.add_argument(
+        "--target-suppression",
+        type=float,
+        metavar="DB",
+        help="the calibration's point for this off-screen suppression (default: the saved one)",
+    )
+    sep.add_argument("--device", default="auto", help="cpu, cuda, cuda:<n> or auto")
+    sep.add_argument("--batch-size", type=int, default=4, help="windows per model call")
+    sep.add_argument("--window", type=float, help="seconds (default: the model's clip length)")
+    sep.add_argument("--hop", type=float, help="seconds between windows (default: half a window)")
+    sep.add_argument("--format", choices=("wav", "flac"), default="wav")
+    sep.add_argument("--no-video", action="store_true", help="no remuxed on_screen.mp4")
     sep.set_defaults(func=cmd_separate)
     ev = sub.add_parser("evaluate", help="metrics and report on AudioScope-format MoM lists")
     ev.add_argument("--video-root", required=True, help="folder the list paths are relative to")
@@ -99,10 +210,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exit_:  # argparse's usage errors (2) and --help (0)
+        return int(exit_.code or 0)
     try:
         return args.func(args)
-    except (FileNotFoundError, CalibrationMismatchError, RuntimeError) as err:
+    except (FileNotFoundError, CalibrationMismatchError, UsageError, RuntimeError) as err:
         print(f"audioscope: {err}", file=sys.stderr)
         return 2
 

@@ -49,6 +49,9 @@ class TrainParams:
     # papers (docs/model.md, "Coincidence filtering"), off by default
     coincidence_weighting: bool = False
     init_from_pretrained: bool = True
+    # learning rate of the pre-trained separator as a fraction of loop.learning_rate: 1 trains
+    # everything jointly at one rate; 0 freezes it (docs/model.md, "Training recipe")
+    separator_learning_rate_scale: float = 1.0
     image_weights: str | None = None  # optional local state_dict to start the image network from
     validation_split: str = "validate"
     eval_batch_size: int = 16
@@ -166,6 +169,7 @@ def fit_audioscope(
         ),
         on_validate=on_validate,
         code_version=code_version,
+        lr_scales={"separator": params.separator_learning_rate_scale},
     )
     return model, pd.DataFrame(curve)
 

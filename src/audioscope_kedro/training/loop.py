@@ -54,6 +54,7 @@ def train_loop(
     fingerprint: str = "",
     on_validate: Callable[[int, dict], None] | None = None,
     code_version: str | None = None,
+    lr_scales: dict[str, float] | None = None,
 ) -> list[dict]:
     """Run (or resume) training to ``settings.steps``; returns the curve: one row per
     validation with the step, the mean training logs since the last row and the validation
@@ -62,9 +63,11 @@ def train_loop(
     is called after each validation (Optuna reports and prunes there). ``code_version``
     identifies the source code the run depends on (default: the whole package), so that a
     checkpoint written by other code is not resumed from. The optimiser is Adam; its
-    learning rate follows ``settings.lr(step)``."""
+    learning rate follows ``settings.lr(step)``, times ``lr_scales[name]`` for the parameters
+    of the submodule ``name`` (e.g. ``{"separator": 0.1}``); a scale of 0 freezes that
+    submodule (no gradient is computed for it)."""
     fingerprint = f"{fingerprint}:{code_version or code_fingerprint()}"
-    optimizer = torch.optim.Adam(model.parameters(), lr=settings.learning_rate)
+    optimizer = torch.optim.Adam(_param_groups(model, lr_scales or {}), lr=settings.learning_rate)
     start, curve = 0, []
     sums: dict[str, float] = {}
     count = 0
@@ -85,7 +88,7 @@ def train_loop(
     tic = time.perf_counter()
     for step in range(start, settings.steps):
         for group in optimizer.param_groups:
-            group["lr"] = settings.lr(step)
+            group["lr"] = settings.lr(step) * group["lr_scale"]
         loss, logs = step_fn(model, make_batch(step))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -128,3 +131,23 @@ def train_loop(
     progress.close()
     model.eval()
     return curve
+
+
+def _param_groups(model: nn.Module, lr_scales: dict[str, float]) -> list[dict]:
+    """One Adam parameter group per scaled submodule (``lr_scale`` kept in the group), one for
+    the rest; submodules scaled to 0 are frozen instead (``requires_grad`` off)."""
+    groups, scaled = [], set()
+    for name, scale in lr_scales.items():
+        if scale < 0:
+            raise ValueError(f"learning-rate scale of {name!r} must be >= 0, got {scale}")
+        if scale == 1:
+            continue
+        sub = model.get_submodule(name)
+        params = list(sub.parameters())
+        scaled.update(id(p) for p in params)
+        if scale == 0:
+            sub.requires_grad_(False)
+        else:
+            groups.append({"params": params, "lr_scale": float(scale)})
+    rest = [p for p in model.parameters() if id(p) not in scaled]
+    return [{"params": rest, "lr_scale": 1.0}, *groups]

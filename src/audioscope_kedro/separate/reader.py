@@ -1,0 +1,194 @@
+"""Streaming decode of a user's video with PyAV: never the whole file in memory.
+
+One pass over the container gives, in file order, blocks of
+
+- the input's audio at its own rate and channels (float32 ``[C, n]``, what the outputs keep),
+- the same audio as a mono downmix at the model's rate (float32 ``[n']``, what the model hears),
+- video frames picked at the model's frame rate and resized to its frame size,
+- and, for the remuxed video, every video packet as it was in the file.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+from av.video.reformatter import VideoReformatter
+
+from audioscope_kedro.data.decode import BadClipError, container_duration
+from audioscope_kedro.media import MediaFormat
+
+
+@dataclass(frozen=True)
+class InputInfo:
+    """What a reader knows about its input before decoding."""
+
+    path: Path
+    sample_rate: int  # Hz of the input's audio
+    channels: int
+    duration: float | None  # seconds, from the container (None: unknown)
+    video_codec: str
+
+
+@dataclass
+class Block:
+    """What one demuxed packet gave: any of the three may be empty."""
+
+    audio: np.ndarray | None = None  # float32 [C, n] at the input's rate
+    model_audio: np.ndarray | None = None  # float32 [n'] mono at the model's rate
+    frames: list[tuple[int, np.ndarray]] | None = None  # (index k: time k / fps, uint8 [H, W, 3])
+
+
+def open_input(path: Path) -> av.container.InputContainer:
+    """Open ``path`` for reading, or raise :class:`BadClipError` saying why not."""
+    if not path.exists():
+        raise BadClipError("missing file")
+    if path.is_dir():
+        raise BadClipError("a folder, not a video file")
+    if not os.access(path, os.R_OK):
+        raise BadClipError("unreadable file (permission denied)")
+    if path.stat().st_size == 0:
+        raise BadClipError("zero bytes")
+    try:
+        container = av.open(str(path), metadata_errors="ignore")
+    except (av.error.FFmpegError, UnicodeDecodeError, OSError) as err:
+        raise BadClipError(f"corrupt or unreadable container ({err})") from err
+    if not container.streams.audio:
+        container.close()
+        raise BadClipError("no audio stream")
+    if not container.streams.video:
+        container.close()
+        raise BadClipError("no video stream")
+    return container
+
+
+def describe(container: av.container.InputContainer, path: Path) -> InputInfo:
+    a, v = container.streams.audio[0], container.streams.video[0]
+    return InputInfo(
+        path=path,
+        sample_rate=int(a.codec_context.sample_rate or a.rate),
+        channels=int(a.codec_context.channels or 1),
+        duration=container_duration(container),
+        video_codec=v.codec_context.name,
+    )
+
+
+class FramePicker:
+    """For each target time ``k / fps`` (k = 0, 1, ...), the decoded frame nearest to it,
+    converted to RGB at the model's size. Frames are emitted as soon as they are decided."""
+
+    def __init__(self, media: MediaFormat):
+        self.media = media
+        self.reformatter = VideoReformatter()  # one scaler context for the whole stream
+        self.k = 0
+        self.prev: tuple[float, av.VideoFrame] | None = None
+
+    def _rgb(self, frame: av.VideoFrame) -> np.ndarray:
+        out = self.reformatter.reformat(
+            frame,
+            width=self.media.frame_width,
+            height=self.media.frame_height,
+            format="rgb24",
+            interpolation="AREA",
+        )
+        return out.to_ndarray()
+
+    def push(self, time: float, frame: av.VideoFrame) -> list[tuple[int, np.ndarray]]:
+        out: list[tuple[int, np.ndarray]] = []
+        cache: dict[int, np.ndarray] = {}
+        while time >= self.k / self.media.fps:
+            target = self.k / self.media.fps
+            use_prev = self.prev is not None and (target - self.prev[0]) < (time - target)
+            chosen = self.prev[1] if use_prev else frame
+            key = id(chosen)
+            if key not in cache:
+                cache[key] = self._rgb(chosen)
+            out.append((self.k, cache[key]))
+            self.k += 1
+        self.prev = (time, frame)
+        return out
+
+    def finish(self, end_time: float) -> list[tuple[int, np.ndarray]]:
+        """Frames up to ``end_time`` past the last decoded one repeat it."""
+        if self.prev is None:
+            return []
+        rgb = self._rgb(self.prev[1])
+        out = []
+        while self.k / self.media.fps < end_time:
+            out.append((self.k, rgb))
+            self.k += 1
+        return out
+
+
+def _planar(frame: av.AudioFrame) -> np.ndarray:
+    return frame.to_ndarray().astype(np.float32, copy=False)  # fltp: [C, n]
+
+
+def read_blocks(
+    container: av.container.InputContainer,
+    media: MediaFormat,
+    on_video_packet: Callable[[av.Packet], None] | None = None,
+) -> Iterator[Block]:
+    """Blocks of the whole file, in demux order (see the module docstring).
+
+    ``on_video_packet`` is given every video packet before it is decoded (for remuxing).
+    Raises :class:`BadClipError` when the file turns out corrupt or truncated part-way, or has
+    no decodable audio.
+    """
+    astream, vstream = container.streams.audio[0], container.streams.video[0]
+    vstream.thread_type = "AUTO"
+    # Keep the channel layout through resampling and average the channels ourselves:
+    # FFmpeg's own stereo-to-mono matrix adds L and R at -3 dB each, which clips.
+    to_input = av.AudioResampler(format="fltp")
+    to_model = av.AudioResampler(format="fltp", rate=media.sample_rate)
+    picker = FramePicker(media)
+    audio_samples = 0
+    # times are counted from the first audio sample: the outputs' sample 0
+    t0 = float(astream.start_time * astream.time_base) if astream.start_time is not None else 0.0
+    audio_rate = 0
+    last_frame_time = 0.0
+    try:
+        for packet in container.demux(astream, vstream):
+            if packet.stream.type == "video":
+                frames = []
+                for frame in packet.decode():
+                    t = float(frame.time) - t0 if frame.time is not None else last_frame_time
+                    last_frame_time = t
+                    frames.extend(picker.push(t, frame))
+                # after decoding: muxing hands the packet's data over to the output
+                if on_video_packet is not None and packet.size > 0:
+                    on_video_packet(packet)
+                if frames:
+                    yield Block(frames=frames)
+                continue
+            for frame in packet.decode():
+                audio_rate = frame.sample_rate
+                original = [_planar(f) for f in to_input.resample(frame)]
+                model = [_planar(f).mean(0) for f in to_model.resample(frame)]
+                if original or model:
+                    block = Block(
+                        audio=np.concatenate(original, axis=1) if original else None,
+                        model_audio=np.concatenate(model) if model else None,
+                    )
+                    audio_samples += 0 if block.audio is None else block.audio.shape[1]
+                    yield block
+    except av.error.FFmpegError as err:
+        raise BadClipError(f"corrupt or truncated file ({err})") from err
+    tail_in = [_planar(f) for f in to_input.resample(None)]
+    tail_model = [_planar(f).mean(0) for f in to_model.resample(None)]
+    if tail_in or tail_model:
+        yield Block(
+            audio=np.concatenate(tail_in, axis=1) if tail_in else None,
+            model_audio=np.concatenate(tail_model) if tail_model else None,
+        )
+        audio_samples += sum(t.shape[1] for t in tail_in)
+    if audio_samples == 0:
+        raise BadClipError("no decodable audio")
+    end = max(last_frame_time, audio_samples / max(audio_rate, 1))
+    last = picker.finish(end + 1.0 / media.fps)
+    if last:
+        yield Block(frames=last)
