@@ -1,6 +1,6 @@
 """The ``audioscope`` command: separate users' videos, evaluate a model on any AudioScope-format
 MoM lists. Argument parsing and reporting only: the work is done by
-:mod:`audioscope_kedro.inference` and :mod:`audioscope_kedro.evaluation.mom_lists`.
+:mod:`audioscope_kedro.separate` and :mod:`audioscope_kedro.evaluation.mom_lists`.
 (Not ``cli.py``: Kedro loads that module of a project for its own commands.)
 
     audioscope separate VIDEO_OR_FOLDER... --model DIR --out DIR [--threshold P |
@@ -28,8 +28,8 @@ from audioscope_kedro.evaluation.calibration import (
     PointKind,
 )
 from audioscope_kedro.evaluation.mom_lists import evaluate_mom_lists
-from audioscope_kedro.inference import SeparateOptions, find_videos, separate_file
 from audioscope_kedro.release import ReleasedModel
+from audioscope_kedro.separate import SeparateOptions, find_videos, separate_file
 
 
 class UsageError(ValueError):

@@ -86,6 +86,14 @@ def write_video(
         a = c.add_stream(audio_codec, rate=sample_rate, layout=layout)
         n_frames = max(1, int(round(duration * fps)))
         step = 1024
+
+        def mux_audio(start: int) -> None:
+            chunk = np.ascontiguousarray(audio[:, start : start + step], np.float32)
+            af = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=layout)
+            af.sample_rate, af.pts = sample_rate, start
+            af.time_base = Fraction(1, sample_rate)
+            c.mux(a.encode(af))
+
         ai = 0
         for i in range(n_frames):
             level = int(255 * i / max(1, n_frames - 1))
@@ -94,20 +102,11 @@ def write_video(
             c.mux(v.encode(frame))
             # interleave the audio up to this frame's time
             while ai < audio.shape[1] and ai / sample_rate <= (i + 1) / fps:
-                chunk = np.ascontiguousarray(audio[:, ai : ai + step], np.float32)
-                af = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=layout)
-                af.sample_rate, af.pts = sample_rate, ai
-                af.time_base = Fraction(1, sample_rate)
-                c.mux(a.encode(af))
+                mux_audio(ai)
                 ai += step
         c.mux(v.encode())
-        while ai < audio.shape[1]:
-            chunk = np.ascontiguousarray(audio[:, ai : ai + step], np.float32)
-            af = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=layout)
-            af.sample_rate, af.pts = sample_rate, ai
-            af.time_base = Fraction(1, sample_rate)
-            c.mux(a.encode(af))
-            ai += step
+        for start in range(ai, audio.shape[1], step):  # what is left after the last frame
+            mux_audio(start)
         c.mux(a.encode())
     return path
 
