@@ -169,3 +169,18 @@ def test_path_type_accepted(tone_mp4):
         decode_clip(str(path), 0, 1, S16).audio.size
         == decode_clip(Path(path), 0, 1, S16).audio.size
     )
+
+
+def test_a_rotated_video_is_decoded_upright(tmp_path):
+    """Display rotation (a phone's portrait video): ingest sees what a player shows, as
+    ``audioscope separate`` does (tests/separate/test_run.py)."""
+    from tests.separate.helpers import write_video
+
+    rng = np.random.default_rng(0)
+    video = write_video(
+        tmp_path / "portrait.mp4", 0.1 * rng.standard_normal((1, 32000)), 16000, rotation=90
+    )  # frames 32 wide, 16 high, left quarter white; shown as 16 wide, 32 high
+    clip = decode_clip(video, 0.0, 1.5, S16)
+    rows = clip.frames[..., 0].astype(float).mean(axis=(0, 2))
+    assert clip.frames.shape == (15, 16, 16, 3)
+    assert rows[-3:].min() > 250 and rows[:-6].max() < 250  # white at the bottom only

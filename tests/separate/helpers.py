@@ -71,17 +71,23 @@ def write_video(
     size: int = 16,
     container: str = "mp4",
     audio_codec: str = "aac",
+    rotation: int | None = None,
 ) -> Path:
     """A cheap video: ``audio [C, T]`` (float32) and grey frames that brighten over time, at
-    ``fps`` (H.264 in ``container``). PCM codecs need ``container="matroska"``."""
+    ``fps`` (H.264 in ``container``). PCM codecs need ``container="matroska"``.
+
+    ``rotation`` (degrees counter-clockwise) stores a display rotation, as phones do for
+    portrait video, and stores frames twice as wide as high whose left quarter is white."""
     audio = np.atleast_2d(audio)
     channels = audio.shape[0]
     layout = {1: "mono", 2: "stereo", 3: "2.1", 4: "quad", 6: "5.1", 8: "7.1"}[channels]
     duration = audio.shape[1] / sample_rate
     with av.open(str(path), "w", format=container) as c:
         v = c.add_stream("libx264", rate=fps)
-        v.width = v.height = size
+        v.width, v.height = (2 * size, size) if rotation is not None else (size, size)
         v.pix_fmt = "yuv420p"
+        if rotation is not None:
+            v.set_display_rotation(rotation)
         v.options = {"preset": "ultrafast", "threads": "1"}
         a = c.add_stream(audio_codec, rate=sample_rate, layout=layout)
         n_frames = max(1, int(round(duration * fps)))
@@ -97,7 +103,10 @@ def write_video(
         ai = 0
         for i in range(n_frames):
             level = int(255 * i / max(1, n_frames - 1))
-            frame = av.VideoFrame.from_ndarray(np.full((size, size, 3), level, np.uint8), "rgb24")
+            image = np.full((v.height, v.width, 3), level, np.uint8)
+            if rotation is not None:
+                image[:, : v.width // 4] = 255
+            frame = av.VideoFrame.from_ndarray(image, "rgb24")
             frame.pts, frame.time_base = i, Fraction(1, fps)
             c.mux(v.encode(frame))
             # interleave the audio up to this frame's time

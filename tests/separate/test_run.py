@@ -109,6 +109,34 @@ def test_odd_formats_and_a_clip_shorter_than_a_window(release_dir, tmp_path):
     assert separate_file(model, short, tmp_path / "out", options).windows == 1
 
 
+def test_a_rotated_video_is_seen_upright_and_keeps_its_rotation(release_dir, tmp_path):
+    """A phone's portrait video: landscape frames with a display rotation. The model sees the
+    frames as a player shows them (the white left quarter turned to the bottom by a quarter
+    turn counter-clockwise), and the remuxed video keeps the rotation."""
+    model = ReleasedModel.load(release_dir).model
+    rng = np.random.default_rng(0)
+    video = write_video(
+        tmp_path / "portrait.mp4", 0.1 * rng.standard_normal((1, 16000)), 8000, rotation=90
+    )
+    seen = []
+
+    def separator(windows):
+        seen.extend(w.frames for w in windows)
+        n = len(windows)
+        sources = np.stack([np.stack([w.mixture / 4] * 4) for w in windows])
+        return sources, np.zeros((n, 4), np.float32)
+
+    options = SeparateOptions(OperatingPoint(PointKind.THRESHOLD, 0.5))
+    report = separate_file(model, video, tmp_path / "out", options, separator=separator)
+    frames = np.concatenate(seen).astype(float)  # [F, H, W, 3] at the model's 32x32
+    rows = frames[..., 0].mean(axis=(0, 2))  # brightness per row, over frames and columns
+    assert rows[-4:].min() > 250 and rows[:-12].max() < 250  # white at the bottom only
+    with av.open(str(report.folder / "on_screen.mp4")) as c:
+        first = next(c.decode(video=0))
+        assert first.rotation == 90
+    assert video_packets(report.folder / "on_screen.mp4") == video_packets(video)
+
+
 def test_a_minute_has_no_audible_seam(release_dir, tmp_path):
     """60 s through the real model: the on-screen track has no jump at any seam larger than the
     input's own sample-to-sample variation."""

@@ -104,6 +104,26 @@ def probe_duration(path: str | Path) -> float:
     return duration
 
 
+def upright_rgb(
+    reformatter: VideoReformatter, frame: av.VideoFrame, width: int, height: int
+) -> np.ndarray:
+    """``frame`` as uint8 RGB ``[height, width, 3]``, turned upright as a player shows it.
+
+    Phones store portrait video as landscape frames with a display rotation (the container's
+    display matrix; PyAV's ``frame.rotation``, degrees counter-clockwise): the model must see
+    what a viewer sees. The frame is scaled first (to the swapped size for a quarter turn), so
+    the rotation moves as few pixels as possible. One reformatter per stream keeps its scaler
+    context: ``frame.to_ndarray(width=...)`` builds a new one per frame, which cost 30x more.
+    AREA averages when shrinking.
+    """
+    turns = round((frame.rotation or 0) / 90) % 4
+    w, h = (height, width) if turns % 2 else (width, height)
+    rgb = reformatter.reformat(
+        frame, width=w, height=h, format="rgb24", interpolation="AREA"
+    ).to_ndarray()
+    return np.ascontiguousarray(np.rot90(rgb, k=turns)) if turns else rgb
+
+
 class _FramePicker:
     """Keeps, for each target time k / fps, the decoded frame nearest to it."""
 
@@ -117,12 +137,7 @@ class _FramePicker:
         self.prev_rgb: np.ndarray | None = None
 
     def _rgb(self, frame: av.VideoFrame) -> np.ndarray:
-        # One reformatter per clip keeps its scaler context; `frame.to_ndarray(width=...)`
-        # builds a new one per frame, which cost 30x more. AREA averages when shrinking.
-        out = self.reformatter.reformat(
-            frame, width=self.width, height=self.height, format="rgb24", interpolation="AREA"
-        )
-        return out.to_ndarray()
+        return upright_rgb(self.reformatter, frame, self.width, self.height)
 
     def push(self, time: float, frame: av.VideoFrame) -> None:
         rgb = None

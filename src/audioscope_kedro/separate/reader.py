@@ -19,7 +19,7 @@ import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
-from audioscope_kedro.data.decode import BadClipError, container_duration
+from audioscope_kedro.data.decode import BadClipError, container_duration, upright_rgb
 from audioscope_kedro.media import MediaFormat
 
 
@@ -88,14 +88,7 @@ class FramePicker:
         self.prev: tuple[float, av.VideoFrame] | None = None
 
     def _rgb(self, frame: av.VideoFrame) -> np.ndarray:
-        out = self.reformatter.reformat(
-            frame,
-            width=self.media.frame_width,
-            height=self.media.frame_height,
-            format="rgb24",
-            interpolation="AREA",
-        )
-        return out.to_ndarray()
+        return upright_rgb(self.reformatter, frame, self.media.frame_width, self.media.frame_height)
 
     def push(self, time: float, frame: av.VideoFrame) -> list[tuple[int, np.ndarray]]:
         out: list[tuple[int, np.ndarray]] = []

@@ -11,13 +11,14 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import av
 import numpy as np
 import torch
 
 from audioscope_kedro import device as devices
 from audioscope_kedro.atomic import atomic_path, write_text
 from audioscope_kedro.evaluation.calibration import OperatingPoint
-from audioscope_kedro.models.audioscope import AudioScope
+from audioscope_kedro.models.audioscope import AudioScope, AudioScopeConfig
 from audioscope_kedro.separate import page
 from audioscope_kedro.separate.engine import (
     Chunk,
@@ -29,7 +30,7 @@ from audioscope_kedro.separate.engine import (
     Windower,
     model_separator,
 )
-from audioscope_kedro.separate.reader import describe, open_input, read_blocks
+from audioscope_kedro.separate.reader import InputInfo, describe, open_input, read_blocks
 from audioscope_kedro.separate.writers import AudioWriter, ProbabilityCsv, RemuxWriter
 
 # what a folder is walked for (a file named on the command line is tried whatever its name)
@@ -124,8 +125,6 @@ def separate_file(
     :class:`~audioscope_kedro.data.decode.BadClipError` for an input that cannot be used.
     """
     video, out_root = Path(video), Path(out_root)
-    c = model.config
-    window_s, hop_s = options.window_and_hop(c.clip_seconds)
     if separator is None:
         separator = model_separator(devices.move(model, options.device).eval(), options.device)
     timings = Timings()
@@ -135,174 +134,214 @@ def separate_file(
         container = open_input(video)
     with container:
         info = describe(container, video)
-        g = Geometry.create(c.media, info.sample_rate, window_s, hop_s)
-        total = g.plan.count(c.media.num_samples(info.duration or 0.0))
-        windower = Windower(g, info.channels, (c.media.frame_height, c.media.frame_width))
-        stitcher = Stitcher(g, options.point, info.channels)
         folder = output_folder(out_root, video)
-        fmt = options.audio_format
         with atomic_path(folder) as tmp:
             tmp.mkdir(parents=True)
-            expected = int((info.duration or 0) * info.sample_rate)
-            writers: dict[str, AudioWriter] = {
-                name: AudioWriter(
-                    tmp / f"{name}.{fmt}", info.sample_rate, info.channels, fmt, expected
-                )
-                for name in ("on_screen", "off_screen")
-            }
-            sources: list[AudioWriter] = []
-            csv = ProbabilityCsv(tmp / "probabilities.csv")
-            spectrogram = page.SpectrogramAccumulator(info.sample_rate)
-            remux = None
+            job = _Job(model.config, info, options, tmp, container, clock)
+            job.stream(container, separator, progress)
+            job.write_summary(video, time.perf_counter() - t_start)
+            files = sorted(p.relative_to(tmp) for p in tmp.rglob("*") if p.is_file())
+    return SeparationReport(
+        input=video,
+        folder=folder,
+        duration=job.samples / info.sample_rate,
+        sample_rate=info.sample_rate,
+        channels=info.channels,
+        windows=len(job.stitcher.records),
+        files=[folder / f for f in files],
+        timings=timings,
+    )
+
+
+class _Job:
+    """One input's streaming pass into the temporary folder ``tmp``: windows in, the writers
+    fed as soon as the stitcher has finished samples, then the figures, page and summary."""
+
+    def __init__(
+        self,
+        config: AudioScopeConfig,
+        info: InputInfo,
+        options: SeparateOptions,
+        tmp: Path,
+        container: av.container.InputContainer,
+        clock: _Clock,
+    ):
+        self.config = config
+        self.info = info
+        self.options = options
+        self.tmp = tmp
+        self.clock = clock
+        self.window_s, self.hop_s = options.window_and_hop(config.clip_seconds)
+        media = config.media
+        g = Geometry.create(media, info.sample_rate, self.window_s, self.hop_s)
+        self.total = g.plan.count(media.num_samples(info.duration or 0.0))
+        self.windower = Windower(g, info.channels, (media.frame_height, media.frame_width))
+        self.stitcher = Stitcher(g, options.point, info.channels)
+        fmt = options.audio_format
+        expected = int((info.duration or 0) * info.sample_rate)
+        self.tracks = {
+            name: AudioWriter(tmp / f"{name}.{fmt}", info.sample_rate, info.channels, fmt, expected)
+            for name in ("on_screen", "off_screen")
+        }
+        self.sources: list[AudioWriter] = []  # opened with the first chunk: M known then
+        self.csv = ProbabilityCsv(tmp / "probabilities.csv")
+        self.csv_records = 0  # stitcher records already in the CSV
+        self.spectrogram = page.SpectrogramAccumulator(info.sample_rate)
+        self.remux: RemuxWriter | None = None
+        if options.video:
             astream = container.streams.audio[0]
-            if options.video:
-                start = float(astream.start_time * astream.time_base) if astream.start_time else 0.0
-                with clock("encode"):
-                    remux = RemuxWriter(
-                        tmp / "on_screen.mp4",
-                        container.streams.video[0],
-                        info.sample_rate,
-                        info.channels,
-                        start,
-                    )
-
-            def on_packet(packet) -> None:
-                t0 = time.perf_counter()
-                remux.video_packet(packet)
-                timings.encode += time.perf_counter() - t0
-                timings.decode -= time.perf_counter() - t0  # counted inside decode's clock
-
-            def write(chunks: list[Chunk]) -> None:
-                with clock("encode"):
-                    for chunk in chunks:
-                        writers["on_screen"].write(chunk.on_screen)
-                        writers["off_screen"].write(chunk.off_screen)
-                        if not sources:
-                            sources.extend(
-                                AudioWriter(
-                                    tmp / "sources" / f"source_{m}.{fmt}",
-                                    c.media.sample_rate,
-                                    1,
-                                    fmt,
-                                )
-                                for m in range(chunk.sources.shape[0])
-                            )
-                        for m, writer in enumerate(sources):
-                            writer.write(chunk.sources[m : m + 1])
-                        if remux is not None:
-                            remux.audio_chunk(chunk.on_screen)
-                        spectrogram.push(
-                            chunk.original.mean(0),
-                            chunk.on_screen.mean(0),
-                            chunk.off_screen.mean(0),
-                        )
-                    for record in stitcher.records[written_records[0] :]:
-                        csv.write(record.start, record.end, record.probabilities, record.weights)
-                    written_records[0] = len(stitcher.records)
-
-            written_records = [0]
-            done = [0]
-
-            def run_batch(batch: list[Window]) -> None:
-                if not batch:
-                    return
-                with clock("model"):
-                    srcs, logits = separator(batch)
-                for w, s, lg in zip(batch, srcs, logits, strict=True):
-                    with clock("split"):
-                        chunks = stitcher.push(Separated(w, s, lg))
-                    write(chunks)
-                    done[0] += 1
-                    if progress is not None:
-                        progress(done[0], max(total, done[0]))
-                batch.clear()
-
-            try:
-                batch: list[Window] = []
-                blocks = read_blocks(container, c.media, on_packet if remux else None)
-                while True:
-                    with clock("decode"):
-                        block = next(blocks, None)
-                    if block is None:
-                        break
-                    batch.extend(windower.push(block))
-                    if len(batch) >= options.batch_size:
-                        run_batch(batch)
-                batch.extend(windower.finish())
-                run_batch(batch)
-                with clock("split"):
-                    chunks = stitcher.finish(windower.input_total, windower.model_total)
-                write(chunks)
-            finally:
-                for w in [*writers.values(), *sources, csv]:
-                    w.close()
-                if remux is not None:
-                    with clock("encode"):
-                        remux.close()
-
+            start = float(astream.start_time * astream.time_base) if astream.start_time else 0.0
             with clock("encode"):
-                records = stitcher.records
-                spectrogram_uri = page.png_data_uri(page.spectrogram_figure(spectrogram))
-                probability_fig = page.probability_figure(
+                self.remux = RemuxWriter(
+                    tmp / "on_screen.mp4",
+                    container.streams.video[0],
+                    info.sample_rate,
+                    info.channels,
+                    start,
+                )
+        self.done = 0
+
+    @property
+    def samples(self) -> int:
+        return self.tracks["on_screen"].samples
+
+    def stream(
+        self,
+        container: av.container.InputContainer,
+        separator: Separator,
+        progress: Callable[[int, int], None] | None,
+    ) -> None:
+        """Decode, separate and write the whole input; the writers are closed even on error."""
+        clock = self.clock
+        try:
+            batch: list[Window] = []
+            on_packet = self._video_packet if self.remux is not None else None
+            blocks = read_blocks(container, self.config.media, on_packet)
+            while True:
+                with clock("decode"):
+                    block = next(blocks, None)
+                if block is None:
+                    break
+                batch.extend(self.windower.push(block))
+                if len(batch) >= self.options.batch_size:
+                    self._run_batch(batch, separator, progress)
+            batch.extend(self.windower.finish())
+            self._run_batch(batch, separator, progress)
+            with clock("split"):
+                chunks = self.stitcher.finish(self.windower.input_total, self.windower.model_total)
+            self._write(chunks)
+        finally:
+            for writer in [*self.tracks.values(), *self.sources, self.csv]:
+                writer.close()
+            if self.remux is not None:
+                with clock("encode"):
+                    self.remux.close()
+
+    def _video_packet(self, packet: av.Packet) -> None:
+        t0 = time.perf_counter()
+        self.remux.video_packet(packet)
+        spent = time.perf_counter() - t0
+        self.clock.timings.encode += spent
+        self.clock.timings.decode -= spent  # it ran inside decode's clock
+
+    def _run_batch(
+        self,
+        batch: list[Window],
+        separator: Separator,
+        progress: Callable[[int, int], None] | None,
+    ) -> None:
+        if not batch:
+            return
+        with self.clock("model"):
+            sources, logits = separator(batch)
+        for window, s, lg in zip(batch, sources, logits, strict=True):
+            with self.clock("split"):
+                chunks = self.stitcher.push(Separated(window, s, lg))
+            self._write(chunks)
+            self.done += 1
+            if progress is not None:
+                progress(self.done, max(self.total, self.done))
+        batch.clear()
+
+    def _write(self, chunks: list[Chunk]) -> None:
+        fmt = self.options.audio_format
+        with self.clock("encode"):
+            for chunk in chunks:
+                self.tracks["on_screen"].write(chunk.on_screen)
+                self.tracks["off_screen"].write(chunk.off_screen)
+                if not self.sources:
+                    self.sources.extend(
+                        AudioWriter(
+                            self.tmp / "sources" / f"source_{m}.{fmt}",
+                            self.config.media.sample_rate,
+                            1,
+                            fmt,
+                        )
+                        for m in range(chunk.sources.shape[0])
+                    )
+                for m, writer in enumerate(self.sources):
+                    writer.write(chunk.sources[m : m + 1])
+                if self.remux is not None:
+                    self.remux.audio_chunk(chunk.on_screen)
+                self.spectrogram.push(
+                    chunk.original.mean(0), chunk.on_screen.mean(0), chunk.off_screen.mean(0)
+                )
+            for record in self.stitcher.records[self.csv_records :]:
+                self.csv.write(record.start, record.end, record.probabilities, record.weights)
+            self.csv_records = len(self.stitcher.records)
+
+    def write_summary(self, video: Path, wall_seconds: float) -> None:
+        """The two figures, ``index.html`` and ``separation.json``."""
+        c, info, tmp, fmt = self.config, self.info, self.tmp, self.options.audio_format
+        with self.clock("encode"):
+            records = self.stitcher.records
+            spectrogram_uri = page.png_data_uri(page.spectrogram_figure(self.spectrogram))
+            probability_uri = page.png_data_uri(
+                page.probability_figure(
                     np.array([r.start for r in records]),
                     np.array([r.end for r in records]),
                     np.stack([r.probabilities for r in records]),
                     np.stack([r.weights for r in records]),
                 )
-                probability_uri = page.png_data_uri(probability_fig)
-                _write_data_uri(tmp / "spectrogram.png", spectrogram_uri)
-                _write_data_uri(tmp / "probabilities.png", probability_uri)
-                samples = writers["on_screen"].samples
-                facts = {
-                    "input": str(video),
-                    "duration": f"{samples / info.sample_rate:.2f} s",
-                    "audio": f"{info.sample_rate} Hz, {info.channels} channel(s)",
-                    "video codec": f"{info.video_codec} (copied, not re-encoded)",
-                    "windows": f"{len(records)} of {window_s:g} s every {hop_s:g} s",
-                    "model": f"{c.media.sample_rate} Hz mono, {c.separator.num_sources} sources",
-                }
-                video_name = remux.path.name if remux is not None else None
-                write_text(
-                    tmp / "index.html",
-                    page.render_page(
-                        page.PageContent(
-                            title=video.name,
-                            video=video_name,
-                            on_screen=f"on_screen.{fmt}",
-                            off_screen=f"off_screen.{fmt}",
-                            spectrogram_uri=spectrogram_uri,
-                            probability_uri=probability_uri,
-                            point=options.point.describe(),
-                            facts=facts,
-                        )
-                    ),
-                )
-                meta = {
-                    "input": str(video),
-                    "sample_rate": info.sample_rate,
-                    "channels": info.channels,
-                    "samples": samples,
-                    "model_sample_rate": c.media.sample_rate,
-                    "window_seconds": window_s,
-                    "hop_seconds": hop_s,
-                    "windows": len(records),
-                    "operating_point": options.point.to_dict(),
-                    "video": video_name,
-                    "timings": asdict(timings),
-                    "wall_seconds": time.perf_counter() - t_start,
-                }
-                write_text(tmp / "separation.json", json.dumps(meta, indent=2) + "\n")
-            files = sorted(p.relative_to(tmp) for p in tmp.rglob("*") if p.is_file())
-    return SeparationReport(
-        input=video,
-        folder=folder,
-        duration=samples / info.sample_rate,
-        sample_rate=info.sample_rate,
-        channels=info.channels,
-        windows=len(records),
-        files=[folder / f for f in files],
-        timings=timings,
-    )
+            )
+            _write_data_uri(tmp / "spectrogram.png", spectrogram_uri)
+            _write_data_uri(tmp / "probabilities.png", probability_uri)
+            windows = f"{len(records)} of {self.window_s:g} s every {self.hop_s:g} s"
+            facts = {
+                "input": str(video),
+                "duration": f"{self.samples / info.sample_rate:.2f} s",
+                "audio": f"{info.sample_rate} Hz, {info.channels} channel(s)",
+                "video codec": f"{info.video_codec} (copied, not re-encoded)",
+                "windows": windows,
+                "model": f"{c.media.sample_rate} Hz mono, {c.separator.num_sources} sources",
+            }
+            video_name = self.remux.path.name if self.remux is not None else None
+            content = page.PageContent(
+                title=video.name,
+                video=video_name,
+                on_screen=f"on_screen.{fmt}",
+                off_screen=f"off_screen.{fmt}",
+                spectrogram_uri=spectrogram_uri,
+                probability_uri=probability_uri,
+                point=self.options.point.describe(),
+                facts=facts,
+            )
+            write_text(tmp / "index.html", page.render_page(content))
+            meta = {
+                "input": str(video),
+                "sample_rate": info.sample_rate,
+                "channels": info.channels,
+                "samples": self.samples,
+                "model_sample_rate": c.media.sample_rate,
+                "window_seconds": self.window_s,
+                "hop_seconds": self.hop_s,
+                "windows": len(records),
+                "operating_point": self.options.point.to_dict(),
+                "video": video_name,
+                "timings": asdict(self.clock.timings),
+                "wall_seconds": wall_seconds,
+            }
+            write_text(tmp / "separation.json", json.dumps(meta, indent=2) + "\n")
 
 
 def _write_data_uri(path: Path, uri: str) -> None:
