@@ -2,16 +2,18 @@
 clips without relating what is heard to what is seen?
 
     .venv/bin/python benchmarks/shortcut_baseline.py [--splits validate test] [--clips N]
-        [--env demo] [--workers 2] [--json OUT]
+        [--env demo | demo_real] [--workers 2] [--json OUT]
 
 Generates the demo's labelled clips (the ``<split>_onscreen`` and ``<split>_offscreen`` lists of
 ``demo_data`` at ``conf/base`` + ``conf/<env>``; ``--clips N`` makes N of each per split
 instead of the configured counts), encodes each to ``.mp4`` and decodes it back to the format
-the demo ingests (``ingest.decode``: 32x32 frames at 8 fps, 8 kHz for ``--env demo``), then
+the demo ingests (``ingest.decode``: 32x32 frames at 8 fps, 8 kHz for ``--env demo``; 64x64 for
+``--env demo_real``, the realistic variant, whose pictures are fetched first if need be), then
 scores every clip with single-modality, clip-level features:
 
 - motion energy: mean absolute difference of consecutive frames, on the generated frames
-  (96x96, 15 fps) and on the ingested ones; its 95th percentile over time (``motion_peak``);
+  (96x96 or 128x128, 15 fps) and on the ingested ones; its 95th percentile over time
+  (``motion_peak``);
 - appearance: mean saturation, mean brightness, and the fraction of pixels that stand out from
   the frame's median colour (``foreground``);
 - audio loudness: RMS level of the soundtrack in dB;
@@ -35,12 +37,12 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
+import os
 import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
-import yaml
 from tqdm.auto import tqdm
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,28 +59,20 @@ FEATURES = {
 }
 
 
-def _merge(base: dict, over: dict) -> dict:
-    out = dict(base)
-    for k, v in over.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
-
-
-def _block(env: str, file: str, name: str) -> dict:
-    block = yaml.safe_load((ROOT / "conf/base" / file).read_text())[name]
-    over = ROOT / "conf" / env / file
-    if env != "base" and over.exists():
-        block = _merge(block, (yaml.safe_load(over.read_text()) or {}).get(name) or {})
-    return block
-
-
 def demo_settings(env: str) -> tuple[dict, dict]:
-    """The ``demo_data`` block (with the clip length as ``duration``) and ``ingest.decode``."""
-    params = _block(env, "parameters_demo_data.yml", "demo_data")
-    clip_seconds = float(_block(env, "parameters.yml", "clip_seconds"))
-    return {**params, "duration": clip_seconds}, _block(env, "parameters_ingest.yml", "ingest")[
-        "decode"
-    ]
+    """The ``demo_data`` block (with the clip length as ``duration``) and ``ingest.decode`` of
+    ``conf/base`` + ``conf/<env>``, read as ``kedro run --env <env>`` reads them (globals
+    resolved, the environment's keys merged over the base's)."""
+    from kedro.config import OmegaConfigLoader
+
+    from audioscope_kedro.settings import CONFIG_LOADER_ARGS
+
+    loader = OmegaConfigLoader(
+        str(ROOT / "conf"), env=None if env == "base" else env, **CONFIG_LOADER_ARGS
+    )
+    params = loader["parameters"]
+    demo = {**params["demo_data"], "duration": float(params["clip_seconds"])}
+    return demo, dict(params["ingest"]["decode"])
 
 
 def frame_features(frames: np.ndarray) -> dict[str, float]:
@@ -128,13 +122,11 @@ def best_cell_corr(loud: np.ndarray, cells: np.ndarray) -> float:
 def score_clip(job: tuple[dict, dict, dict, str]) -> dict:
     from audioscope_kedro.data.decode import DecodeSettings, decode_clip
     from audioscope_kedro.data.video_io import write_mp4
-    from audioscope_kedro.demo.dataset import _bank, build_scene, scene_config
-    from audioscope_kedro.demo.scenes import render_frames
+    from audioscope_kedro.demo.dataset import render_clip_arrays, scene_config
 
     row, params, decode, tmp = job
     config = scene_config(params)
-    scene = build_scene(row, params, _bank(params))
-    frames = render_frames(scene, config)
+    frames, scene = render_clip_arrays(row, params)
     path = Path(tmp) / f"{row['split']}_{row['kind']}_{row['seed']}.mp4"
     write_mp4(path, frames, config.fps, scene.mixture, config.sample_rate)
     settings = DecodeSettings.from_params(decode)
@@ -218,9 +210,16 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args(argv)
 
-    from audioscope_kedro.demo.dataset import plan_scenes
+    from audioscope_kedro.demo.dataset import image_manifest, plan_scenes
+    from audioscope_kedro.demo.images import DemoInputMissing
 
+    os.chdir(ROOT)  # relative paths of the settings (sound bank, image cache) as in kedro run
     params, decode = demo_settings(args.env)
+    try:
+        # the realistic variant's pictures, fetched and cut once before the workers start
+        image_manifest(params)
+    except DemoInputMissing as err:
+        sys.exit(f"shortcut_baseline: {err}")
     if args.clips is not None:
         params["counts"] = {
             f"{s}_{k}": args.clips for s in args.splits for k in ("onscreen", "offscreen")

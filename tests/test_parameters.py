@@ -89,3 +89,25 @@ def test_merge_is_deep_and_leaves_its_inputs():
     out = merge(base, {"loop": {"learning_rate": 2.0}})
     assert out == {"loop": {"steps": 5, "learning_rate": 2.0}, "seed": 0}
     assert base["loop"]["learning_rate"] == 1.0
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ({"loop": {"steps": "many"}}, "train.loop.steps: expected int, got 'many'"),
+        ({"loop": {"steps": 2.5}}, "train.loop.steps: expected int"),
+        ({"loop": {"learning_rate": "fast"}}, "train.loop.learning_rate: expected float"),
+        ({"loop": {"learning_rate": True}}, "train.loop.learning_rate: expected float"),
+        ({"mask_inactive": "yes"}, "train.mask_inactive: expected bool, got 'yes'"),
+        ({"validation_split": 3}, "train.validation_split: expected str, got 3"),
+    ],
+)
+def test_a_value_of_the_wrong_type_is_named(override, message):
+    with pytest.raises(ParameterError, match=message.replace(".", r"\.")):
+        parse(TrainParams, merge(_block("train"), override), "train")
+
+
+def test_a_number_that_yaml_read_as_a_string_is_taken():
+    """YAML 1.1 reads ``3e-4`` (no dot) as a string; for a float setting it can only mean 3e-4."""
+    block = merge(_block("train"), yaml.safe_load("loop: {learning_rate: 3e-4, steps: 10}"))
+    assert parse(TrainParams, block, "train").loop.learning_rate == 3e-4

@@ -49,9 +49,29 @@ def _convert(kind: Any, value: Any, where: str) -> Any:
         return {k: _convert(value_kind, v, f"{where}.{k}") for k, v in value.items()}
     if origin is tuple and isinstance(value, list | tuple):
         return tuple(value)
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
+    if kind in _SCALARS:
+        return _scalar(kind, value, where)
     return value
+
+
+_SCALARS = (bool, int, float, str)
+
+
+def _scalar(kind: type, value: Any, where: str) -> Any:
+    """``value`` as ``kind``, or an error naming the key: a learning rate that arrives as a
+    string would otherwise fail deep inside the optimiser, far from the YAML line."""
+    if kind is float and not isinstance(value, bool):
+        if isinstance(value, int | float):
+            return float(value)
+        if isinstance(value, str):
+            # YAML 1.1 reads 3e-4 (no dot) as a string: take it, it can only mean the number
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
+        return value  # bool is an int subclass: True is no step count
+    raise ParameterError(f"{where}: expected {kind.__name__}, got {value!r}")
 
 
 def parse(cls: type[T], data: Mapping[str, Any] | T, where: str) -> T:

@@ -1,21 +1,38 @@
 """The demo dataset: which scenes to make, how to render them, and its AudioScope-format lists.
 
 Every scene is a pure function of (seed, split, kind, index), so the dataset is deterministic
-and any one file can be rebuilt on its own.
+and any one file can be rebuilt on its own. Two styles (``demo_data.style``): ``shapes``, the
+self-contained default (drawn shapes, synthetic or real sounds), and ``real`` (pictures of
+sounding things from a Debian package with real recordings; ``demo/real_scenes.py``).
 """
 
 from __future__ import annotations
 
+import enum
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache, partial
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from audioscope_kedro.data.lists import MOM_COLUMNS, ClipLabel, ListKey, Split
 from audioscope_kedro.data.video_io import AVClip, Waveform
+from audioscope_kedro.demo.images import (
+    DemoInputMissing,
+    ImageBank,
+    ImageSetParams,
+    prepare_images,
+)
+from audioscope_kedro.demo.real_scenes import (
+    RealLook,
+    RealScene,
+    make_real_scene,
+    object_records,
+    render_real_frames,
+)
 from audioscope_kedro.demo.scenes import (
     Scene,
     SceneConfig,
@@ -27,6 +44,12 @@ from audioscope_kedro.parameters import parse
 
 SPLITS = ("train", "validate", "test")
 KINDS = ("unlabelled", "onscreen", "offscreen")
+OBJECT_COLUMNS = ["video_path", "index", "class_name", "sprite", "sounding", "x", "y"]
+
+
+class SceneStyle(enum.StrEnum):
+    SHAPES = "shapes"  # drawn shapes whose look stands for a sound class (self-contained)
+    REAL = "real"  # pictures of sounding things and real recordings (the demo_real variant)
 
 
 @dataclass(frozen=True)
@@ -51,8 +74,22 @@ class DemoDataParams:
     clutter: int = 10
     counts: dict[str, int] = field(default_factory=dict)
     moms_per_list: int = 0
+    # The realistic variant (conf/demo_real); the defaults keep the default demo as it was.
+    style: SceneStyle = SceneStyle.SHAPES
+    sound_events: bool = False  # gate recordings with on/off events (SceneConfig)
+    images: ImageSetParams | None = None  # style real: which pictures show which class
+    image_cache: str | None = None  # style real: where the package and sprites are kept
+    real_look: RealLook = field(default_factory=RealLook)
 
     def __post_init__(self) -> None:
+        if self.style is SceneStyle.REAL:
+            if not self.sound_bank or self.images is None:
+                raise ValueError(
+                    "style real needs demo_data.sound_bank (the recordings) and "
+                    "demo_data.images (the pictures of each class)"
+                )
+            if self.images.folder is None and not self.image_cache:
+                raise ValueError("style real needs demo_data.image_cache (or images.folder)")
         keys = {s if k == "unlabelled" else f"{s}_{k}" for s in SPLITS for k in KINDS}
         unknown = sorted(set(self.counts) - keys)
         if unknown:
@@ -81,6 +118,7 @@ class DemoDataParams:
             camera_pan=self.camera_pan,
             camera_shake=self.camera_shake,
             clutter=self.clutter,
+            sound_events=self.sound_events,
         )
 
 
@@ -144,7 +182,94 @@ def _bank(params: Mapping | DemoDataParams) -> SoundBank | None:
     p = demo_params(params)
     if not p.sound_bank:
         return None
-    return SoundBank(p.sound_bank, p.sample_rate, p.sound_bank_exclude)
+    include = None
+    if p.style is SceneStyle.REAL:
+        _check_sound_bank(p)
+        include = tuple(image_classes(p))
+    return _open_bank(p.sound_bank, p.sample_rate, tuple(p.sound_bank_exclude), include)
+
+
+def _check_sound_bank(p: DemoDataParams) -> None:
+    if not Path(p.sound_bank).is_dir():
+        raise DemoInputMissing(
+            f"the realistic demo needs the real recordings of demo_data.sound_bank = "
+            f"{p.sound_bank} (../shared/data/sounds: <class>/<file>), which is not there"
+        )
+
+
+@lru_cache(maxsize=4)
+def _open_bank(
+    root: str, sample_rate: int, exclude: tuple[str, ...], include: tuple[str, ...] | None
+) -> SoundBank:
+    # One bank per setting and process, so that its decoded recordings are reused by every
+    # scene (the bank is read-only once made).
+    return SoundBank(root, sample_rate, exclude, include)
+
+
+def image_classes(params: Mapping | DemoDataParams) -> list[str]:
+    """The sound classes that have pictures (style real), from the settings alone."""
+    p = demo_params(params)
+    if p.images is None:
+        return []
+    if p.images.folder is not None:
+        objects = Path(p.images.folder) / "objects"
+        return sorted(d.name for d in objects.iterdir() if d.is_dir()) if objects.is_dir() else []
+    return sorted(p.images.classes)
+
+
+def image_manifest(params: Mapping | DemoDataParams) -> pd.DataFrame:
+    """Style real: fetch and cut the pictures (once per setting, into ``image_cache``) and
+    check the recordings; the manifest of every picture used. Style shapes: empty.
+
+    Raises :class:`DemoInputMissing`, with what is missing and what to do, where the
+    recordings or the package cannot be had.
+    """
+    p = demo_params(params)
+    if p.style is not SceneStyle.REAL:
+        return pd.DataFrame()
+    _check_sound_bank(p)
+    _, manifest = prepare_images(p.images, p.image_cache or "")
+    pictured = set(manifest.loc[manifest.kind == "objects", "class_name"])
+    try:
+        usable = [c for c in _bank(p).classes if c in pictured]
+    except ValueError:  # no recording of any pictured class
+        usable = []
+    if len(usable) < 2:
+        raise DemoInputMissing(
+            f"the sound bank {p.sound_bank} has recordings for {len(usable)} of the pictured "
+            f"classes {sorted(pictured)}: the realistic demo needs at least 2"
+        )
+    manifest = manifest.copy()
+    # pictures of a class without recordings are never drawn: the record says so
+    manifest["used"] = (manifest.kind != "objects") | manifest.class_name.isin(usable)
+    return manifest
+
+
+@lru_cache(maxsize=2)
+def _open_images(params_json: str) -> ImageBank:
+    p = demo_params(json.loads(params_json))
+    folder, _ = prepare_images(p.images, p.image_cache or "")
+    return ImageBank(folder)
+
+
+def _images(params: DemoDataParams) -> ImageBank:
+    return _open_images(_params_json(params))
+
+
+def _params_json(params: DemoDataParams) -> str:
+    return json.dumps(asdict(params), sort_keys=True)
+
+
+def build_real_scene(row: dict, params: Mapping | DemoDataParams) -> RealScene:
+    p = demo_params(params)
+    return make_real_scene(
+        int(row["seed"]),
+        int(row["n_on_screen"]),
+        int(row["n_off_screen"]),
+        p.scene,
+        _bank(p),
+        _images(p),
+    )
 
 
 def build_scene(
@@ -159,12 +284,22 @@ def build_scene(
     )
 
 
+def render_clip_arrays(row: dict, params: Mapping | DemoDataParams) -> tuple[np.ndarray, Scene]:
+    """The frames (uint8 [F, H, W, 3]) and the scene (sounds) of one planned clip."""
+    p = demo_params(params)
+    if p.style is SceneStyle.REAL:
+        real = build_real_scene(row, p)
+        return render_real_frames(real, p.scene, p.real_look, _images(p)), real.scene
+    scene = build_scene(row, p, _bank(p))
+    return render_frames(scene, p.scene), scene
+
+
 def _render_clip(
     row: dict, params: Mapping | DemoDataParams, on_done: Callable[[], None] | None
 ) -> AVClip:
     config = scene_config(params)
-    scene = build_scene(row, params, _bank(params))
-    clip = AVClip(render_frames(scene, config), config.fps, scene.mixture, config.sample_rate)
+    frames, scene = render_clip_arrays(row, params)
+    clip = AVClip(frames, config.fps, scene.mixture, config.sample_rate)
     if on_done is not None:
         on_done()
     return clip
@@ -212,6 +347,21 @@ def stems_and_manifest(
     return stems, pd.DataFrame(rows)
 
 
+def visible_objects(plan: pd.DataFrame, params: Mapping | DemoDataParams) -> pd.DataFrame:
+    """Style real: one row per visible object of every clip (``OBJECT_COLUMNS``: its class,
+    the picture drawn, whether it is heard, its rest position), the record of what each video
+    shows. Style shapes: empty."""
+    p = demo_params(params)
+    if p.style is not SceneStyle.REAL:
+        return pd.DataFrame(columns=OBJECT_COLUMNS)
+    images = _images(p)
+    rows = []
+    for row in plan.to_dict("records"):
+        for rec in object_records(build_real_scene(row, p), images):
+            rows.append({"video_path": row["video_path"], **asdict(rec)})
+    return pd.DataFrame(rows, columns=OBJECT_COLUMNS)
+
+
 @lru_cache(maxsize=4)
 def _cached_scene(seed: int, n_on: int, n_off: int, params_json: str) -> Scene:
     # The stems of one scene are saved one after another: build the scene once for all of them.
@@ -222,7 +372,7 @@ def _cached_scene(seed: int, n_on: int, n_off: int, params_json: str) -> Scene:
 
 def _stem_audio(row: dict, params: DemoDataParams, j: int) -> Waveform:
     key = (int(row["seed"]), int(row["n_on_screen"]), int(row["n_off_screen"]))
-    scene = _cached_scene(*key, json.dumps(asdict(params), sort_keys=True))
+    scene = _cached_scene(*key, _params_json(params))
     return Waveform(scene.sources[j].audio, scene.sample_rate)
 
 

@@ -178,17 +178,29 @@ def _read_mono(path: Path, sr: int) -> np.ndarray:
 
 
 class SoundBank:
-    """Real recordings organised as ``<root>/<class>/<file>``; classes are the folder names."""
+    """Real recordings organised as ``<root>/<class>/<file>``; classes are the folder names
+    (all but ``exclude``; only those of ``include`` where it is given)."""
 
     EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
 
-    def __init__(self, root: str | Path, sample_rate: int, exclude: tuple[str, ...] = ()):
+    def __init__(
+        self,
+        root: str | Path,
+        sample_rate: int,
+        exclude: tuple[str, ...] = (),
+        include: tuple[str, ...] | None = None,
+    ):
         self.root = Path(root)
         if not self.root.is_dir():
             raise ValueError(f"sound bank folder {self.root} does not exist")
         self.sample_rate = sample_rate
         self.files: dict[str, list[Path]] = {}
+        # Decoded recordings by path: a scene is built several times (video, stems, records)
+        # and decoding plus resampling a recording costs more than the rest of the scene.
+        self._decoded: dict[Path, np.ndarray | None] = {}
         for d in sorted(p for p in self.root.iterdir() if p.is_dir() and p.name not in exclude):
+            if include is not None and d.name not in include:
+                continue
             files = sorted(f for f in d.iterdir() if f.suffix.lower() in self.EXTENSIONS)
             if files:
                 self.files[d.name] = files
@@ -201,9 +213,8 @@ class SoundBank:
         files = self.files[class_name]
         for _ in range(len(files)):
             path = files[rng.integers(len(files))]
-            try:
-                x = _read_mono(path, self.sample_rate)
-            except (RuntimeError, sf.LibsndfileError):
+            x = self._read(path)
+            if x is None:
                 continue  # an unreadable recording: try another one of the class
             if x.size and np.sqrt(np.mean(x**2)) > 1e-4:
                 break
@@ -214,6 +225,16 @@ class SoundBank:
         start = rng.integers(0, x.size - n + 1)
         x = x[start : start + n].astype(np.float64)
         return (x / (np.sqrt(np.mean(x**2)) + 1e-9)).astype(np.float32)
+
+    def _read(self, path: Path) -> np.ndarray | None:
+        """The recording decoded at the bank's rate (read-only; callers copy), None if
+        unreadable."""
+        if path not in self._decoded:
+            try:
+                self._decoded[path] = _read_mono(path, self.sample_rate)
+            except (RuntimeError, sf.LibsndfileError):
+                self._decoded[path] = None
+        return self._decoded[path]
 
 
 @dataclass(frozen=True)
@@ -232,6 +253,10 @@ class SceneConfig:
     camera_pan: float = 0.06  # amplitude of the camera's slow random pan, fraction of frame size
     camera_shake: float = 0.012  # std of its frame-to-frame shake, fraction of frame size
     clutter: int = 10  # static background shapes (they move with the camera)
+    # Gate recordings of a sound bank with the same on/off events as the synthetic sounds
+    # (2 to 5 per clip): a recording looped or cut from a long file is often steady, and a
+    # steady sound gives its object nothing to move with. Off by default (the default demo).
+    sound_events: bool = False
 
     def __post_init__(self) -> None:
         lo, hi = self.visible_objects
@@ -272,7 +297,7 @@ def make_scene(
     sources: list[Source] = []
     for i, c in enumerate(chosen):
         name = classes[c]
-        audio = _sound(name, rng, n, sr, bank)
+        audio = _sound(name, rng, n, sr, bank, config.sound_events)
         audio *= 10 ** (rng.uniform(*config.level_range_db) / 20)
         if i < n_on:
             sources.append(Source("on_screen", name, audio, look_of_class(int(c)), positions[i]))
@@ -289,7 +314,7 @@ def make_scene(
             classes[c],
             look_of_class(int(c)),
             positions[n_on + j],
-            _sound(classes[c], rng, n, sr, bank),
+            _sound(classes[c], rng, n, sr, bank, config.sound_events),
         )
         for j, c in enumerate(silent)
     ]
@@ -297,9 +322,26 @@ def make_scene(
 
 
 def _sound(
-    name: str, rng: np.random.Generator, n: int, sr: int, bank: SoundBank | None
+    name: str,
+    rng: np.random.Generator,
+    n: int,
+    sr: int,
+    bank: SoundBank | None,
+    events: bool = False,
 ) -> np.ndarray:
-    return bank.sound(name, rng, n) if bank is not None else synth_sound(name, rng, n, sr)
+    if bank is None:
+        return synth_sound(name, rng, n, sr)
+    x = bank.sound(name, rng, n)
+    if not events:
+        return x
+    for _ in range(8):
+        gated = x.astype(np.float64) * _envelope(rng, n, sr)
+        # Events that fall on the recording's own pauses leave (almost) nothing: a sound
+        # that is never heard, an object that never moves. Draw the excerpt and events again.
+        if np.sqrt(np.mean(gated**2)) > 0.05:  # the excerpt has unit RMS: -26 dB of it
+            break
+        x = bank.sound(name, rng, n)
+    return (gated / (np.sqrt(np.mean(gated**2)) + 1e-9)).astype(np.float32)
 
 
 def _spread_positions(rng: np.random.Generator, k: int) -> list[tuple[float, float]]:
