@@ -1,27 +1,19 @@
 """Optuna studies over the attention variants and the hyper-parameters that go with each.
 
-Storage: an SQLite file for one process, Optuna's journal file for several processes on one
-machine (``journal:<path>``), a database URL (PostgreSQL, MySQL) for several machines. The study
-is named and resumed if it exists. Workers share the trial budget: a worker takes a new trial
-only while finished + running trials are fewer than ``n_trials`` (checked under a file lock on
-one machine), and a sampled configuration that a finished trial already ran is not trained
-again: it gets that trial's value.
+The study is named and resumed if it exists. How several workers share it (storage, the trial
+budget of the whole study, a configuration trained once) is in :mod:`.workers`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from pathlib import Path
+from functools import partial
 from typing import Any
 
 import optuna
 import pandas as pd
-from filelock import FileLock
 from optuna.distributions import (
     BaseDistribution,
     CategoricalDistribution,
@@ -41,24 +33,9 @@ from audioscope_kedro.training.audioscope import (
     with_tuned,
 )
 from audioscope_kedro.training.checkpoints import CheckpointStore
+from audioscope_kedro.tuning.workers import make_storage, run_worker, worker_seed
 
 log = logging.getLogger(__name__)
-FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
-
-
-def make_storage(spec: str) -> tuple[str | optuna.storages.BaseStorage, Path | None]:
-    """Storage from a parameter, and the lock file guarding the trial budget (None for a
-    remote database). ``journal:<file>``: journal file; ``sqlite:///<file>``; any other URL."""
-    if spec.startswith("journal:"):
-        path = Path(spec.removeprefix("journal:"))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        backend = optuna.storages.journal.JournalFileBackend(str(path))
-        return optuna.storages.JournalStorage(backend), path.with_name(path.name + ".budget.lock")
-    if spec.startswith("sqlite:///"):
-        path = Path(spec.removeprefix("sqlite:///"))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return spec, path.with_name(path.name + ".budget.lock")
-    return spec, None
 
 
 @dataclass(frozen=True)
@@ -123,52 +100,6 @@ def as_overrides(params: dict, space: dict[str, SearchDimension]) -> dict:
     return out
 
 
-def _budget_lock(lock_path: Path | None):
-    return FileLock(str(lock_path)) if lock_path is not None else contextlib.nullcontext()
-
-
-def run_worker(
-    study: optuna.Study,
-    space_spec: dict[str, SearchDimension],
-    n_trials: int,
-    objective: Callable[[optuna.Trial, dict], float],
-    lock_path: Path | None,
-) -> int:
-    """Take trials until the study holds ``n_trials`` finished or running ones; returns how
-    many this worker ran. ``objective(trial, params)`` may raise ``optuna.TrialPruned``."""
-    ran = 0
-    while True:
-        with _budget_lock(lock_path):
-            taken = len(study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.RUNNING)))
-            if taken >= n_trials:
-                return ran
-            trial = study.ask(search_space(space_spec))
-        params = relevant_params(trial.params, space_spec)
-        duplicate = next(
-            (
-                t
-                for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                if relevant_params(t.params, space_spec) == params
-            ),
-            None,
-        )
-        if duplicate is not None:
-            log.info("trial %d repeats trial %d: reusing its value", trial.number, duplicate.number)
-            trial.set_user_attr("duplicate_of", duplicate.number)
-            study.tell(trial, duplicate.value)
-            continue
-        try:
-            value = objective(trial, params)
-        except optuna.TrialPruned:
-            study.tell(trial, state=TrialState.PRUNED)
-        except Exception:
-            study.tell(trial, state=TrialState.FAIL)
-            raise
-        else:
-            study.tell(trial, value)
-        ran += 1
-
-
 @dataclass(frozen=True)
 class PrunerParams:
     n_startup_trials: int = 2  # trials that are never pruned
@@ -182,7 +113,7 @@ class TuneParams:
     space: dict[str, SearchDimension]
     study_name: str = "audioscope_attention"
     # sqlite:///<file> (one process), journal:<file> (several processes on one machine), or a
-    # database URL such as postgresql://user@host/db (several machines)
+    # database URL such as postgresql://user@host:5432/db (several machines; see .workers)
     storage: str = "sqlite:///data/07_model_output/optuna.db"
     n_trials: int = 10  # in the whole study, shared by all workers
     seed: int = 0
@@ -203,18 +134,18 @@ def run_study(
 ) -> tuple[pd.DataFrame, dict]:
     """Run this worker's share of the study; returns the trials table and the best trial in
     the format ``train.use_tuned_params`` reads (empty when no trial completed)."""
-    storage, lock = make_storage(params.storage)
-    # One process on SQLite: the seed alone decides the samples. Several processes on a journal
-    # or a database: each also mixes in its process id, or they would all sample the same.
-    seed = (
-        params.seed if params.storage.startswith("sqlite") else params.seed * 100_003 + os.getpid()
-    )
     study = optuna.create_study(
         study_name=params.study_name,
-        storage=storage,
+        storage=make_storage(params.storage),
         load_if_exists=True,
         direction="maximize",
-        sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=params.n_startup_trials),
+        # constant_liar: a running trial (another worker's) counts as a bad one, so that
+        # concurrent workers do not all sample around the same promising point
+        sampler=optuna.samplers.TPESampler(
+            seed=worker_seed(params.seed, params.storage),
+            n_startup_trials=params.n_startup_trials,
+            constant_liar=True,
+        ),
         pruner=optuna.pruners.MedianPruner(
             n_startup_trials=params.pruner.n_startup_trials,
             n_warmup_steps=params.pruner.n_warmup_steps,
@@ -248,8 +179,14 @@ def run_study(
             )
         return float(curve[TUNE_OBJECTIVE].iloc[-1])
 
-    ran = run_worker(study, params.space, params.n_trials, objective, lock)
-    log.info("this worker ran %d trials; the study has %d", ran, len(study.trials))
+    ran = run_worker(
+        study,
+        search_space(params.space),
+        params.n_trials,
+        objective,
+        configure=partial(relevant_params, space=params.space),
+    )
+    log.info("this worker trained %d trials; the study has %d", ran, len(study.trials))
     trials = study.trials_dataframe()
     complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
     if not complete:
