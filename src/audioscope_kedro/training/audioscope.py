@@ -10,24 +10,36 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
 import pandas as pd
 import torch
 
+from audioscope_kedro import device as devices
 from audioscope_kedro.data.batches import ClipSet, MoMBatch, MoMSet, random_mom_batch
 from audioscope_kedro.data.lists import Split
 from audioscope_kedro.data.store import ClipStore
-from audioscope_kedro.evaluation.runner import run_on_moms, validation_figures
+from audioscope_kedro.evaluation.runner import (
+    OFF_SCREEN_KINDS,
+    ON_SCREEN_KINDS,
+    run_on_moms,
+    validation_figures,
+)
 from audioscope_kedro.losses import ClassificationLoss, active_sources, classification_terms, mixit
 from audioscope_kedro.models.audioscope import AudioScope, AudioScopeConfig
 from audioscope_kedro.models.persistence import weights_fingerprint
 from audioscope_kedro.models.separation import Separator
 from audioscope_kedro.parameters import ParameterError, merge, parse
-from audioscope_kedro.training.checkpoints import CheckpointStore, config_fingerprint
+from audioscope_kedro.training.checkpoints import (
+    CheckpointStore,
+    config_fingerprint,
+    trained_settings,
+)
+from audioscope_kedro.training.launch import DistributedSettings
 from audioscope_kedro.training.loop import LoopSettings, train_loop
+from audioscope_kedro.training.sharding import concat_outputs, rank_rows, shard_moms, take_rows
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +69,10 @@ class TrainParams:
     eval_batch_size: int = 16
     validation_target_db: float | None = 15.0  # also report on-screen SI-SNR calibrated to this
     use_tuned_params: bool = False  # take the best `tune` trial's settings
+    # how the run computes, not what (not in the checkpoint fingerprint; docs/scale.md)
+    device: str = "auto"  # cpu, cuda, cuda:<n>, auto (CUDA when present)
+    bf16: bool = True  # bf16 autocast of the training step on CUDA; ignored on the CPU
+    distributed: DistributedSettings = field(default_factory=DistributedSettings)
 
 
 def model_config(model_params: dict[str, Any], clip_store: ClipStore, clip_seconds: float):
@@ -141,27 +157,29 @@ def fit_audioscope(
     if params.image_weights:
         model.image_embedding.load_weights(params.image_weights)
     clips = training_clips(clip_store, coincidence_scores, config.clip_seconds)
-    log.info(
-        "training on %d clips, %d of them human-labelled", len(clips), (clips.labels >= 0).sum()
-    )
+    if devices.is_main():
+        log.info(
+            "training on %d clips, %d of them human-labelled", len(clips), (clips.labels >= 0).sum()
+        )
     val = MoMSet.from_table(clip_store, mom_table, config.clip_seconds, params.validation_split)
 
     def validate(m: AudioScope) -> dict:
-        outputs = run_on_moms(m, val, params.eval_batch_size)
-        return validation_figures(outputs, params.validation_target_db)
+        return validate_audioscope(m, val, params.eval_batch_size, params.validation_target_db)
+
+    def make_batch(step: int) -> MoMBatch:  # this process's rows of the global batch
+        batch = random_mom_batch(clips, params.batch_size, params.seed, step, params.crop_seconds)
+        return take_rows(batch, rank_rows(params.batch_size, "train.batch_size"))
 
     curve = train_loop(
         model,
         partial(audioscope_step, params=params),
-        lambda step: random_mom_batch(
-            clips, params.batch_size, params.seed, step, params.crop_seconds
-        ),
+        make_batch,
         params.loop,
         checkpoints,
         validate,
         desc=desc,
         fingerprint=config_fingerprint(
-            asdict(params),
+            trained_settings(params),
             config.to_dict(),
             hashlib.sha1("\n".join(clips.clip_ids).encode()).hexdigest(),  # the training set
             weights_fingerprint(pretrained_separator),
@@ -170,8 +188,23 @@ def fit_audioscope(
         on_validate=on_validate,
         code_version=code_version,
         lr_scales={"separator": params.separator_learning_rate_scale},
+        device=params.device,
+        bf16=params.bf16,
     )
     return model, pd.DataFrame(curve)
+
+
+def validate_audioscope(
+    model: AudioScope, moms: MoMSet, batch_size: int, target_db: float | None
+) -> dict[str, float]:
+    """``evaluation.runner.validation_figures`` of ``model`` on ``moms``; with several
+    processes each runs its share of the batches and the main process computes the figures
+    from all of them (the others get ``{}``): the figures of one process."""
+    mine = shard_moms(moms, batch_size, (ON_SCREEN_KINDS, OFF_SCREEN_KINDS))
+    parts = devices.gather(None if mine is None else run_on_moms(model, mine, batch_size))
+    if parts is None:
+        return {}
+    return validation_figures(concat_outputs([p for p in parts if p is not None]), target_db)
 
 
 def training_setup(

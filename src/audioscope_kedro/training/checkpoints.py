@@ -7,9 +7,11 @@ A checkpoint with another fingerprint is never resumed from.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -44,6 +46,17 @@ class CheckpointStore:
     def clear(self) -> None:
         for path in self.paths():
             path.unlink()
+
+
+# Parameters that say how a run computes, not what it trains: a checkpoint written on 2 GPUs
+# resumes on 4, or on the CPU (DESIGN.md §6, docs/scale.md)
+RUN_SETTINGS = ("device", "bf16", "distributed")
+
+
+def trained_settings(params: Any) -> dict[str, Any]:
+    """A recipe's parameter dataclass as a dict, without its :data:`RUN_SETTINGS`: what its
+    checkpoints' fingerprint depends on."""
+    return {k: v for k, v in dataclasses.asdict(params).items() if k not in RUN_SETTINGS}
 
 
 def config_fingerprint(*parts) -> str:

@@ -18,7 +18,7 @@ on unfiltered data) applies to unlabelled training clips only: labelled ones are
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -26,6 +26,7 @@ import pandas as pd
 import torch
 from torch.nn import functional as F
 
+from audioscope_kedro import device as devices
 from audioscope_kedro.data.batches import ClipSet
 from audioscope_kedro.data.lists import CLIP_COLUMNS, ClipLabel, Split
 from audioscope_kedro.data.store import ClipStore
@@ -33,7 +34,9 @@ from audioscope_kedro.metrics import auc_roc
 from audioscope_kedro.models.coincidence import CoincidenceModel
 from audioscope_kedro.models.embeddings import EmbeddingConfig
 from audioscope_kedro.training.checkpoints import CheckpointStore, config_fingerprint
+from audioscope_kedro.training.launch import DistributedSettings
 from audioscope_kedro.training.loop import LoopSettings, train_loop
+from audioscope_kedro.training.sharding import gather_in_order, rank_rows, take_rows
 
 # random streams of pair_batch: training batches of fold k use stream k, held-out pairs this one
 HELD_OUT_STREAM = 1000
@@ -52,6 +55,10 @@ class CoincidenceParams:
     threshold: float = 0.8  # AudioScope: 0.8
     validation_split: str = "validate"  # clips no model trains on, for a second held-out AUC
     held_out_pairs: int = 256  # pairs per held-out AUC (half aligned), in batches of batch_size
+    # how the run computes, not what (not in training_settings; docs/scale.md)
+    device: str = "auto"  # cpu, cuda, cuda:<n>, auto (CUDA when present)
+    bf16: bool = True  # bf16 autocast of the training step on CUDA; ignored on the CPU
+    distributed: DistributedSettings = field(default_factory=DistributedSettings)
 
     def __post_init__(self) -> None:
         if self.held_out_pairs < 2:
@@ -171,22 +178,48 @@ def score_clips(
     return torch.cat(out).numpy() if out else np.zeros(0, np.float32)
 
 
+def pair_batch_count(params: CoincidenceParams) -> int:
+    """Batches of the held-out pairs (:func:`pair_scores`)."""
+    return -(-params.held_out_pairs // params.batch_size)
+
+
 def pair_scores(
-    models: Sequence[CoincidenceModel], clips: ClipSet, params: CoincidenceParams
+    models: Sequence[CoincidenceModel],
+    clips: ClipSet,
+    params: CoincidenceParams,
+    batches: Iterable[int] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Scores and targets of ``params.held_out_pairs`` aligned and mismatched pairs drawn
     from ``clips`` (both clips of a mismatched pair among them): for the AUC of clips the
-    models did not train on. The same pairs on every call."""
+    models did not train on. The same pairs on every call; ``batches`` (numbers below
+    :func:`pair_batch_count`) takes some of their batches only."""
     for m in models:
         m.eval()
-    scores, labels = [], []
+    scores, labels = [np.zeros(0, np.float32)], [np.zeros(0, np.float32)]
     with torch.no_grad():
-        for b, start in enumerate(range(0, params.held_out_pairs, params.batch_size)):
+        for b in range(pair_batch_count(params)) if batches is None else batches:
+            start = b * params.batch_size
             size = min(params.batch_size, params.held_out_pairs - start)
             audio, frames, target = pair_batch(clips, size, params.seed, b, HELD_OUT_STREAM)
             scores.append(_probability(models, audio, frames).numpy())
             labels.append(target.numpy())
     return np.concatenate(scores), np.concatenate(labels)
+
+
+def validate_fold(
+    model: CoincidenceModel, held_out: ClipSet, params: CoincidenceParams
+) -> dict[str, float]:
+    """AUC of the held-out pairs of ``held_out``; with several processes each scores its
+    share of the batches and the main process computes the AUC of all (the others get
+    ``{}``)."""
+    if devices.world_size() == 1:
+        scores = pair_scores([model], held_out, params)
+    else:
+        scores = pair_scores([model], held_out, params, devices.part(pair_batch_count(params)))
+    every = gather_in_order([scores])
+    if every is None:
+        return {}
+    return {"val_auc_roc": auc_roc(*(np.concatenate(x) for x in zip(*every, strict=True)))}
 
 
 def _finite(value: float) -> float | None:
@@ -214,16 +247,17 @@ def train_fold(
     held_out = ClipSet.select(clip_store, clip_seconds, clip_ids=held_out_ids)
     model = CoincidenceModel(params.model)
 
-    def validate(m: CoincidenceModel) -> dict:
-        return {"val_auc_roc": auc_roc(*pair_scores([m], held_out, params))}
+    def make_batch(step: int):  # this process's rows of the global batch
+        batch = pair_batch(clips, params.batch_size, params.seed, step, stream=k)
+        return take_rows(batch, rank_rows(params.batch_size, "coincidence.batch_size"))
 
     curve = train_loop(
         model,
         coincidence_step,
-        lambda step: pair_batch(clips, params.batch_size, params.seed, step, stream=k),
+        make_batch,
         params.loop,
         checkpoints,
-        validate,
+        lambda m: validate_fold(m, held_out, params),
         desc=f"coincidence {fold_name(k)} of {folds.count}",
         fingerprint=config_fingerprint(
             params.training_settings(),
@@ -233,6 +267,8 @@ def train_fold(
             _ids_digest(train_ids),
         ),
         code_version=code_version,
+        device=params.device,
+        bf16=params.bf16,
     )
     return model, pd.DataFrame(curve)
 

@@ -4,19 +4,32 @@ continues from its last checkpoint and ends with the same weights as an uninterr
 What makes that hold: every batch is a pure function of (seed, step); the learning rate is a
 pure function of the step; a checkpoint holds the model, the optimiser, torch's RNG state, the
 step and the curve so far, and is written under a temporary name, then renamed.
+
+**Several processes** (``torchrun``, or ``training.launch``): the loop joins the process group
+the environment describes (``device.init``), wraps the model in ``DistributedDataParallel``
+(gradients averaged over the workers in ``backward``), and averages the logged values over the
+workers. ``make_batch(step)`` must give *this worker's* rows of the global batch of ``step``
+(``training.sharding.rank_rows``), and ``validate`` must share its work among the workers and
+return the reduced figures (``training.sharding``); the main process's validation row is the
+one kept, on every worker. Only the main process reads and writes checkpoints (the state it
+reads is broadcast to the others, so a run resumes alike whatever file system each worker
+sees) and shows the progress bar. Nothing in a checkpoint depends on the number of workers: a
+run resumes with another number of processes and continues the same sequence of batches.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from audioscope_kedro import device as devices
 from audioscope_kedro.training.checkpoints import CheckpointStore, code_fingerprint
 
 
@@ -55,6 +68,8 @@ def train_loop(
     on_validate: Callable[[int, dict], None] | None = None,
     code_version: str | None = None,
     lr_scales: dict[str, float] | None = None,
+    device: str | torch.device = "cpu",
+    bf16: bool = False,
 ) -> list[dict]:
     """Run (or resume) training to ``settings.steps``; returns the curve: one row per
     validation with the step, the mean training logs since the last row and the validation
@@ -65,36 +80,51 @@ def train_loop(
     checkpoint written by other code is not resumed from. The optimiser is Adam; its
     learning rate follows ``settings.lr(step)``, times ``lr_scales[name]`` for the parameters
     of the submodule ``name`` (e.g. ``{"separator": 0.1}``); a scale of 0 freezes that
-    submodule (no gradient is computed for it)."""
+    submodule (no gradient is computed for it).
+
+    ``device`` (``"cpu"``, ``"cuda"``, ``"auto"``...; see ``device.choose``) is where the
+    model trains; on CUDA the step runs under bf16 autocast when ``bf16``, batches are pinned
+    and copied without blocking, and the next batch is read while the GPU computes. The model
+    is back on the CPU when the loop returns."""
     fingerprint = f"{fingerprint}:{code_version or code_fingerprint()}"
+    where = device if isinstance(device, torch.device) else devices.choose(device)
+    devices.init(where)
+    devices.configure(where)
+    main = devices.is_main()
+    model.to(where)
     optimizer = torch.optim.Adam(_param_groups(model, lr_scales or {}), lr=settings.learning_rate)
     start, curve = 0, []
     sums: dict[str, float] = {}
     count = 0
-    state = checkpoints.latest()
+    # the main process reads the checkpoint and hands it to the others: one resume point
+    state = devices.broadcast(checkpoints.latest() if main else None)
     if state is not None and state.get("fingerprint") == fingerprint:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["rng"])
+        devices.set_rng_state(state, where)
         start, curve = int(state["step"]), list(state["curve"])
         sums, count = dict(state["sums"]), int(state["count"])
-    elif state is not None:
+    elif state is not None and main:
         tqdm.write(
             f"{desc}: checkpoints in {checkpoints.folder} are from another configuration; starting afresh"
         )
         checkpoints.clear()
     model.train()
-    progress = tqdm(total=settings.steps, initial=start, desc=desc, unit="step")
+    net = devices.wrap(model)  # after loading: every worker starts from the same weights
+    progress = tqdm(total=settings.steps, initial=start, desc=desc, unit="step", disable=not main)
     tic = time.perf_counter()
-    for step in range(start, settings.steps):
+    batches = _batches(make_batch, range(start, settings.steps), where)
+    for step, batch in zip(range(start, settings.steps), batches, strict=True):
         for group in optimizer.param_groups:
             group["lr"] = settings.lr(step) * group["lr_scale"]
-        loss, logs = step_fn(model, make_batch(step))
+        with devices.autocast(where, bf16):
+            loss, logs = step_fn(net, devices.to_device(batch, where))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if settings.grad_clip:
             nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
         optimizer.step()
+        logs = devices.mean_over_ranks(logs)  # each worker logged its rows of the batch
         for key, value in logs.items():
             sums[key] = sums.get(key, 0.0) + float(value)
         count += 1
@@ -107,30 +137,52 @@ def train_loop(
             if validate is not None:
                 model.eval()
                 with torch.no_grad():
-                    row.update(validate(model))
+                    row.update(validate(devices.on_device(model, where)))
                 model.train()
+            row = devices.broadcast(row)  # the main process's row, on every worker
             curve.append(row)
             sums, count, tic = {}, 0, time.perf_counter()
             if on_validate is not None:
                 on_validate(done, row)
-        if done % settings.checkpoint_every == 0 or done == settings.steps:
-            checkpoints.save(
-                done,
-                {
-                    "step": done,
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "rng": torch.get_rng_state(),
-                    "curve": curve,
-                    "sums": sums,  # training logs since the last curve row
-                    "count": count,
-                    "fingerprint": fingerprint,
-                },
-                keep=settings.keep_checkpoints,
-            )
+        if main and (done % settings.checkpoint_every == 0 or done == settings.steps):
+            state = {
+                "step": done,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                **devices.rng_state(where),  # "rng" (and the GPU's, on one)
+                "curve": curve,
+                "sums": sums,  # training logs since the last curve row
+                "count": count,
+                "fingerprint": fingerprint,
+            }
+            checkpoints.save(done, state, keep=settings.keep_checkpoints)
     progress.close()
     model.eval()
+    model.to("cpu")
     return curve
+
+
+def _batches(
+    make_batch: Callable[[int], object], steps: range, device: torch.device
+) -> Iterator[object]:
+    """``make_batch(step)`` for each step, in order. For a GPU each batch is pinned, and read
+    one step ahead in a thread so that the GPU does not wait for it (the batch is a pure
+    function of the step, so reading it early changes nothing); on the CPU, in line."""
+    if device.type == "cpu":
+        for step in steps:
+            yield make_batch(step)
+        return
+
+    def read(step: int) -> object:
+        return devices.pin(make_batch(step), device)
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="batches") as pool:
+        pending = pool.submit(read, steps[0]) if steps else None
+        for step in steps[1:]:
+            ready, pending = pending, pool.submit(read, step)
+            yield ready.result()
+        if pending is not None:
+            yield pending.result()
 
 
 def _param_groups(model: nn.Module, lr_scales: dict[str, float]) -> list[dict]:

@@ -7,7 +7,7 @@ whatever a classifier later keeps.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import pandas as pd
 import torch
@@ -18,8 +18,14 @@ from audioscope_kedro.data.store import ClipStore
 from audioscope_kedro.losses import mixit
 from audioscope_kedro.metrics import oracle_selection_si_snr
 from audioscope_kedro.models.separation import Separator, SeparatorConfig
-from audioscope_kedro.training.checkpoints import CheckpointStore, config_fingerprint
+from audioscope_kedro.training.checkpoints import (
+    CheckpointStore,
+    config_fingerprint,
+    trained_settings,
+)
+from audioscope_kedro.training.launch import DistributedSettings
 from audioscope_kedro.training.loop import LoopSettings, train_loop
+from audioscope_kedro.training.sharding import gather_in_order, rank_rows, shard_moms, take_rows
 
 
 @dataclass(frozen=True)
@@ -32,6 +38,10 @@ class PretrainParams:
     batch_size: int = 16
     train_splits: tuple[str, ...] = ("train",)  # clips whose random pairs make the MoMs
     validation_split: str = "validate"
+    # how the run computes, not what (not in the checkpoint fingerprint; docs/scale.md)
+    device: str = "auto"  # cpu, cuda, cuda:<n>, auto (CUDA when present)
+    bf16: bool = True  # bf16 autocast of the training step on CUDA; ignored on the CPU
+    distributed: DistributedSettings = field(default_factory=DistributedSettings)
 
 
 def mixit_step(separator: Separator, batch: MoMBatch) -> tuple[torch.Tensor, dict[str, float]]:
@@ -54,26 +64,46 @@ def pretrain_separator(
     separator = Separator(config)
     val = MoMSet.from_table(clip_store, mom_table, clip_seconds, params.validation_split)
 
-    def validate(sep: Separator) -> dict:
-        values = [
-            oracle_selection_si_snr(sep(b.mixture), b.mix1)
-            for _, b in val.batches(params.batch_size, MomKind.ON_OFF)
-        ]
-        return {"val_oracle_si_snr": float(torch.cat(values).mean())} if values else {}
+    def make_batch(step: int) -> MoMBatch:  # this process's rows of the global batch
+        batch = random_mom_batch(clips, params.batch_size, params.seed, step, params.crop_seconds)
+        return take_rows(batch, rank_rows(params.batch_size, "pretrain_audio.batch_size"))
 
     curve = train_loop(
         separator,
         mixit_step,
-        lambda step: random_mom_batch(
-            clips, params.batch_size, params.seed, step, params.crop_seconds
-        ),
+        make_batch,
         params.loop,
         checkpoints,
-        validate,
+        lambda sep: validate_separator(sep, val, params.batch_size),
         desc="pretrain_audio",
         fingerprint=config_fingerprint(
-            asdict(params), asdict(config), clip_seconds, clip_store.settings.to_dict(), len(clips)
+            trained_settings(params),
+            asdict(config),
+            clip_seconds,
+            clip_store.settings.to_dict(),
+            len(clips),
         ),
         code_version=code_version,
+        device=params.device,
+        bf16=params.bf16,
     )
     return separator, pd.DataFrame(curve)
+
+
+def validate_separator(separator: Separator, moms: MoMSet, batch_size: int) -> dict[str, float]:
+    """Mean oracle-selection SI-SNR against clip 1 over the (on, off) MoMs; with several
+    processes each separates its share of the batches and the main process averages all the
+    values (the others get ``{}``)."""
+    mine = shard_moms(moms, batch_size, ((MomKind.ON_OFF,),))
+    values = (
+        []
+        if mine is None
+        else [
+            oracle_selection_si_snr(separator(b.mixture), b.mix1)
+            for _, b in mine.batches(batch_size, MomKind.ON_OFF)
+        ]
+    )
+    every = gather_in_order(values)
+    if not every:  # not the main process, or no (on, off) MoM
+        return {}
+    return {"val_oracle_si_snr": float(torch.cat(every).mean())}

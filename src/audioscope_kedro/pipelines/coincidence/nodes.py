@@ -19,6 +19,7 @@ from audioscope_kedro.training.coincidence import (
     score_and_filter,
     train_coincidence,
 )
+from audioscope_kedro.training.launch import run
 
 log = logging.getLogger(__name__)
 
@@ -27,10 +28,17 @@ def train_coincidence_models(
     clip_store: ClipStore, checkpoints: CheckpointStore, params: dict, clip_seconds: float
 ) -> tuple[dict[str, CoincidenceModel], pd.DataFrame]:
     """One model per fold of the training clips, on aligned against mismatched (other clip,
-    time-shifted) pairs of the other folds; the held-out curve."""
+    time-shifted) pairs of the other folds; the held-out curve. With
+    ``coincidence.distributed.nproc_per_node`` > 1 trained on that many DDP workers."""
     settings = parse(CoincidenceParams, params, "coincidence")
-    return train_coincidence(
-        clip_store, checkpoints, settings, clip_seconds, source_fingerprint(__package__)
+    return run(
+        settings.distributed,
+        train_coincidence,
+        clip_store,
+        checkpoints,
+        settings,
+        clip_seconds,
+        source_fingerprint(__package__),
     )
 
 
