@@ -20,6 +20,7 @@ from audioscope_kedro.distributed import TRAINING_NODES, main, parse_params
 from audioscope_kedro.evaluation.runner import (
     OFF_SCREEN_KINDS,
     ON_SCREEN_KINDS,
+    MoMOutputs,
     run_on_moms,
     validation_figures,
 )
@@ -31,7 +32,7 @@ from audioscope_kedro.training.checkpoints import trained_settings
 from audioscope_kedro.training.coincidence import CoincidenceParams
 from audioscope_kedro.training.launch import DistributedSettings, run
 from audioscope_kedro.training.separator import PretrainParams
-from audioscope_kedro.training.sharding import concat_outputs, rank_rows, shard_moms, take_rows
+from audioscope_kedro.training.sharding import rank_rows, shard_moms, take_rows
 from tests.helpers import TINY_CLIP_SECONDS, TINY_MEDIA, tiny_config
 from tests.training.test_audioscope import shipped
 
@@ -119,7 +120,7 @@ def test_validation_shares_are_whole_batches_of_one_pass(tiny_data, world):
         assert [b for s in working for b in batches(s, kinds)] == batches(moms, kinds)
     with torch.no_grad():
         one = run_on_moms(model, moms, 1)
-        joined = concat_outputs([run_on_moms(model, s, 1) for s in working])
+        joined = MoMOutputs.concat([run_on_moms(model, s, 1) for s in working])
     assert joined.on_ids == one.on_ids and joined.off_ids == one.off_ids
     assert torch.equal(joined.on_logits, one.on_logits)
     assert validation_figures(joined, 15.0) == validation_figures(one, 15.0)

@@ -15,6 +15,7 @@ inactive (silent) sources are left out.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -72,6 +73,34 @@ class MoMOutputs:
     off_ids: list[str]
     on_kinds: list[str] = field(default_factory=list)
     off_kinds: list[str] = field(default_factory=list)
+
+    @classmethod
+    def concat(cls, parts: Sequence[MoMOutputs]) -> MoMOutputs:
+        """The outputs of consecutive shares of the MoMs (e.g. each training process's share
+        of validation), as one pass over them all."""
+        if len(parts) == 1:
+            return parts[0]
+
+        def cat(name: str) -> torch.Tensor:
+            return torch.cat([getattr(p, name) for p in parts])
+
+        def join(name: str) -> list:
+            return [x for p in parts for x in getattr(p, name)]
+
+        return cls(
+            on_logits=cat("on_logits"),
+            on_stats=SelectionStats.concat([p.on_stats for p in parts]),
+            on_mixture_si_snr=cat("on_mixture_si_snr"),
+            on_source_labels=cat("on_source_labels"),
+            on_active=cat("on_active"),
+            off_logits=cat("off_logits"),
+            off_stats=SelectionStats.concat([p.off_stats for p in parts]),
+            off_active=cat("off_active"),
+            on_ids=join("on_ids"),
+            off_ids=join("off_ids"),
+            on_kinds=join("on_kinds"),
+            off_kinds=join("off_kinds"),
+        )
 
 
 def run_on_moms(model, moms: MoMSet, batch_size: int = 16) -> MoMOutputs:

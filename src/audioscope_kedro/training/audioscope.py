@@ -24,6 +24,7 @@ from audioscope_kedro.data.store import ClipStore
 from audioscope_kedro.evaluation.runner import (
     OFF_SCREEN_KINDS,
     ON_SCREEN_KINDS,
+    MoMOutputs,
     run_on_moms,
     validation_figures,
 )
@@ -39,7 +40,7 @@ from audioscope_kedro.training.checkpoints import (
 )
 from audioscope_kedro.training.launch import DistributedSettings
 from audioscope_kedro.training.loop import LoopSettings, train_loop
-from audioscope_kedro.training.sharding import concat_outputs, rank_rows, shard_moms, take_rows
+from audioscope_kedro.training.sharding import rank_rows, shard_moms, take_rows
 
 log = logging.getLogger(__name__)
 
@@ -204,7 +205,7 @@ def validate_audioscope(
     parts = devices.gather(None if mine is None else run_on_moms(model, mine, batch_size))
     if parts is None:
         return {}
-    return validation_figures(concat_outputs([p for p in parts if p is not None]), target_db)
+    return validation_figures(MoMOutputs.concat([p for p in parts if p is not None]), target_db)
 
 
 def training_setup(

@@ -17,13 +17,10 @@ from collections.abc import Iterable, Sequence
 from typing import Any, TypeVar
 
 import numpy as np
-import torch
 
 from audioscope_kedro import device as devices
 from audioscope_kedro.data.batches import MoMSet
 from audioscope_kedro.data.lists import MomKind
-from audioscope_kedro.evaluation.calibration import SelectionStats
-from audioscope_kedro.evaluation.runner import MoMOutputs
 
 B = TypeVar("B")
 
@@ -87,31 +84,4 @@ def shard_moms(moms: MoMSet, batch_size: int, groups: Sequence[Iterable[MomKind]
         moms.second[mine],
         moms.kind[mine],
         [moms.mom_ids[i] for i in mine],
-    )
-
-
-def concat_outputs(parts: Sequence[MoMOutputs]) -> MoMOutputs:
-    """The :class:`MoMOutputs` of consecutive shares of the MoMs, as one pass over them all."""
-    if len(parts) == 1:
-        return parts[0]
-
-    def cat(name: str) -> torch.Tensor:
-        return torch.cat([getattr(p, name) for p in parts])
-
-    def join(name: str) -> list:
-        return [x for p in parts for x in getattr(p, name)]
-
-    return MoMOutputs(
-        on_logits=cat("on_logits"),
-        on_stats=SelectionStats.concat([p.on_stats for p in parts]),
-        on_mixture_si_snr=cat("on_mixture_si_snr"),
-        on_source_labels=cat("on_source_labels"),
-        on_active=cat("on_active"),
-        off_logits=cat("off_logits"),
-        off_stats=SelectionStats.concat([p.off_stats for p in parts]),
-        off_active=cat("off_active"),
-        on_ids=join("on_ids"),
-        off_ids=join("off_ids"),
-        on_kinds=join("on_kinds"),
-        off_kinds=join("off_kinds"),
     )
