@@ -7,12 +7,15 @@ import numpy as np
 import pandas as pd
 
 from audioscope_kedro.data.decode import DecodeSettings, decode_clip
+from audioscope_kedro.data.shard_format import AudioCodec, FrameCodec, StoreFormat, TarCodec
 from audioscope_kedro.data.store import (
     SHARD_DIR,
     ClipStore,
     ShardBatch,
+    TarClipStore,
     build_clip_store,
     clip_id,
+    convert_store,
     plan_shards,
 )
 
@@ -109,3 +112,38 @@ def test_process_pool_gives_the_same_store(video_root, tmp_path):
     pd.testing.assert_frame_equal(a.index, b.index)
     for i in range(len(a)):
         np.testing.assert_array_equal(a.audio(i), b.audio(i))
+
+
+def test_webdataset_store_holds_the_same_clips(video_root, tmp_path):
+    """The tar format keeps the npy store's clips: 16-bit audio (FLAC is lossless on it), raw
+    frames exact and JPEG frames close; a converted npy store equals one ingested as tars."""
+    table = clip_table(["v0.mp4", "empty.mp4", "v1.mp4", "v2.mp4", "v3.mp4"])
+    stores = {}
+    for name, codec in {
+        "npy": None,
+        "exact": TarCodec(AudioCodec.INT16, FrameCodec.RAW),
+        "compact": TarCodec(AudioCodec.FLAC, FrameCodec.JPEG),
+    }.items():
+        plans = plan_shards(table, str(video_root), SETTINGS, 2, codec)
+        build_clip_store(ShardBatch(plans, 1, SETTINGS, codec), tmp_path / name)
+        stores[name] = ClipStore(tmp_path / name)
+    npy, exact, compact = stores["npy"], stores["exact"], stores["compact"]
+    assert isinstance(exact, TarClipStore) and exact.format == StoreFormat.WEBDATASET
+    pd.testing.assert_frame_equal(npy.quarantine, compact.quarantine)
+    assert exact.index["clip_id"].tolist() == npy.index["clip_id"].tolist()
+    for cid in npy.index["clip_id"]:
+        np.testing.assert_allclose(exact.audio(cid), npy.audio(cid), atol=1 / 32768)
+        np.testing.assert_array_equal(compact.audio(cid), exact.audio(cid))
+        np.testing.assert_array_equal(exact.frames(cid), npy.frames(cid))
+        error = np.abs(compact.frames(cid).astype(int) - npy.frames(cid)).mean()
+        assert compact.frames(cid).shape == npy.frames(cid).shape and error < 4
+    assert (tmp_path / "compact/shards/shard-00000/data.tar").stat().st_size < (
+        tmp_path / "exact/shards/shard-00000/data.tar"
+    ).stat().st_size
+    convert_store(tmp_path / "npy", tmp_path / "converted", TarCodec())
+    converted = ClipStore(tmp_path / "converted")
+    columns = ["clip_id", "video_path", "split", "shard", "num_samples", "num_frames"]
+    pd.testing.assert_frame_equal(converted.index[columns], compact.index[columns])
+    for cid in npy.index["clip_id"]:
+        np.testing.assert_array_equal(converted.audio(cid), compact.audio(cid))
+        np.testing.assert_array_equal(converted.frames(cid), compact.frames(cid))

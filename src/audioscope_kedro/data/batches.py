@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -62,9 +63,10 @@ class ClipSet:
     def clip_ids(self) -> list[str]:
         return self.store.index["clip_id"].iloc[self.rows].tolist()
 
-    @property
+    @cached_property
     def labels(self) -> np.ndarray:
-        """1 on-screen only, 0 off-screen only, -1 unlabelled (human clip labels)."""
+        """1 on-screen only, 0 off-screen only, -1 unlabelled (human clip labels). Computed
+        once: batches ask for it every step, and building it costs time in the store's size."""
         raw = self.store.index["label"].iloc[self.rows].fillna("")
         return np.array([ClipLabel(v).code for v in raw], dtype=int)
 

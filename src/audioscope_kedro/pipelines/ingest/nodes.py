@@ -11,9 +11,10 @@ from audioscope_kedro.data.clip_table import (
     assemble_mom_table,
     scan_video_folder,
 )
-from audioscope_kedro.data.decode import DecodeSettings
-from audioscope_kedro.data.lists import ListKey, Split
-from audioscope_kedro.data.store import ClipStore, ShardBatch, plan_shards
+from audioscope_kedro.data.ingest import ClipSource, IngestParams
+from audioscope_kedro.data.lists import ListKey
+from audioscope_kedro.data.store import ClipStore, IngestJob
+from audioscope_kedro.parameters import parse
 
 log = logging.getLogger(__name__)
 
@@ -23,18 +24,16 @@ def build_clip_table(
 ) -> pd.DataFrame:
     """The clips to ingest: from the AudioScope lists, or by cutting a folder of videos into
     clips of ``clip_seconds``."""
-    if params["source"] == "scan":
-        scan = params["scan"]
+    p = parse(IngestParams, params, "ingest")
+    if p.source == ClipSource.SCAN:
         return scan_video_folder(
-            params["video_root"],
+            p.video_root,
             clip_seconds,
-            scan["hop_seconds"],
-            scan["extensions"],
-            Split(scan.get("split", "train")),
-            scan.get("min_clip_seconds", 1.0),
+            p.scan.hop_seconds,
+            list(p.scan.extensions),
+            p.scan.split,
+            p.scan.min_clip_seconds,
         )
-    if params["source"] != "lists":
-        raise ValueError(f"ingest.source must be 'lists' or 'scan', not {params['source']!r}")
     if not lists:
         raise ValueError(
             "ingest.source is 'lists' but no AudioScope list was found (check lists_dir and list_prefix)"
@@ -49,11 +48,20 @@ def build_mom_table(lists: dict[ListKey, pd.DataFrame]) -> pd.DataFrame:
     return assemble_mom_table(lists)
 
 
-def plan_clip_store(clip_table: pd.DataFrame, params: dict) -> ShardBatch:
-    """Shards to decode; the clip-store dataset skips those already written."""
-    settings = DecodeSettings.from_params(params["decode"])
-    plans = plan_shards(clip_table, params["video_root"], settings, int(params["shard_size"]))
-    return ShardBatch(plans, int(params["num_workers"]), settings)
+def plan_clip_store(clip_table: pd.DataFrame, params: dict) -> IngestJob:
+    """The clips to decode, in which format, and this machine's part (``ingest.node_rank`` of
+    ``ingest.num_nodes``); the clip-store dataset plans the shards against the store (appended
+    clips go to new shards) and skips those already written."""
+    p = parse(IngestParams, params, "ingest")
+    if p.num_nodes > 1:
+        log.info(
+            "ingest node %d of %d: building shards with shard_id %% %d == %d",
+            p.node_rank,
+            p.num_nodes,
+            p.num_nodes,
+            p.node_rank,
+        )
+    return p.job(clip_table)
 
 
 def summarise_ingest(clip_store: ClipStore) -> dict:
@@ -61,6 +69,7 @@ def summarise_ingest(clip_store: ClipStore) -> dict:
     index, bad = clip_store.index, clip_store.quarantine
     per_split = index.groupby(["split", "label"]).size() if len(index) else pd.Series(dtype=int)
     summary = {
+        "format": str(clip_store.format),
         "clips_ingested": int(len(index)),
         "clips_quarantined": int(len(bad)),
         "hours": round(
