@@ -79,14 +79,21 @@ def test_shares_cover_every_item_once(n, world):
     assert max(map(len, shares)) - min(map(len, shares)) <= 1
 
 
-def test_each_rank_takes_its_rows_of_the_global_batch(tiny_data):
+@pytest.mark.parametrize("read_only_rows", [False, True])
+@pytest.mark.parametrize("crop", [None, TINY_CLIP_SECONDS / 2])
+def test_each_rank_takes_its_rows_of_the_global_batch(tiny_data, read_only_rows, crop):
+    """Cut after reading (take_rows) or read only the rows (random_mom_batch(rows=...), what
+    the recipes do): either way the rows of the one global batch of the step."""
     clips = ClipSet.select(tiny_data.store, TINY_CLIP_SECONDS)
-    whole = random_mom_batch(clips, 4, seed=3, step=7)
+    whole = random_mom_batch(clips, 4, seed=3, step=7, crop_seconds=crop)
     parts = []
     for r in range(2):
         with as_rank(r, 2):
             rows = rank_rows(4, "train.batch_size")
-            parts.append(take_rows(random_mom_batch(clips, 4, seed=3, step=7), rows))
+            if read_only_rows:
+                parts.append(random_mom_batch(clips, 4, 3, 7, crop, rows=rows))
+            else:
+                parts.append(take_rows(random_mom_batch(clips, 4, 3, 7, crop), rows))
     for name in ("mix1", "mix2", "frames", "label", "weight"):
         joined = torch.cat([getattr(p, name) for p in parts])
         assert torch.equal(joined, getattr(whole, name)), name

@@ -119,12 +119,19 @@ class MoMBatch:
 
 
 def random_mom_batch(
-    clips: ClipSet, batch_size: int, seed: int, step: int, crop_seconds: float | None = None
+    clips: ClipSet,
+    batch_size: int,
+    seed: int,
+    step: int,
+    crop_seconds: float | None = None,
+    rows: slice | None = None,
 ) -> MoMBatch:
     """MoMs of random clip pairs (clip 1 != clip 2), determined by ``(seed, step)``.
 
     With ``crop_seconds`` each clip contributes a random crop of that length (both clips
     independently; clip 1's frames cropped with its audio): cheaper steps, more variety.
+    ``rows`` reads only those rows of the batch (one training process's share): the same
+    random draws, so the rows are those of the whole batch, without reading the others.
     """
     rng = np.random.default_rng([seed, step])
     n = len(clips)
@@ -140,7 +147,11 @@ def random_mom_batch(
             rng.integers(0, room + 1, batch_size),
             rng.integers(0, room + 1, batch_size),
         )
-    weights = clips.weights[first] if clips.weights is not None else np.ones(batch_size, np.float32)
+    if rows is not None:
+        first, second = first[rows], second[rows]
+        if starts1 is not None:
+            starts1, starts2 = starts1[rows], starts2[rows]
+    weights = clips.weights[first] if clips.weights is not None else np.ones(len(first), np.float32)
     return MoMBatch(
         clips.audio(first, starts1, count),
         clips.audio(second, starts2, count),

@@ -40,7 +40,7 @@ from audioscope_kedro.training.checkpoints import (
 )
 from audioscope_kedro.training.launch import DistributedSettings
 from audioscope_kedro.training.loop import LoopSettings, train_loop
-from audioscope_kedro.training.sharding import rank_rows, shard_moms, take_rows
+from audioscope_kedro.training.sharding import rank_rows, shard_moms
 
 log = logging.getLogger(__name__)
 
@@ -168,8 +168,10 @@ def fit_audioscope(
         return validate_audioscope(m, val, params.eval_batch_size, params.validation_target_db)
 
     def make_batch(step: int) -> MoMBatch:  # this process's rows of the global batch
-        batch = random_mom_batch(clips, params.batch_size, params.seed, step, params.crop_seconds)
-        return take_rows(batch, rank_rows(params.batch_size, "train.batch_size"))
+        rows = rank_rows(params.batch_size, "train.batch_size")
+        return random_mom_batch(
+            clips, params.batch_size, params.seed, step, params.crop_seconds, rows=rows
+        )
 
     curve = train_loop(
         model,

@@ -25,7 +25,7 @@ from audioscope_kedro.training.checkpoints import (
 )
 from audioscope_kedro.training.launch import DistributedSettings
 from audioscope_kedro.training.loop import LoopSettings, train_loop
-from audioscope_kedro.training.sharding import gather_in_order, rank_rows, shard_moms, take_rows
+from audioscope_kedro.training.sharding import gather_in_order, rank_rows, shard_moms
 
 
 @dataclass(frozen=True)
@@ -65,8 +65,10 @@ def pretrain_separator(
     val = MoMSet.from_table(clip_store, mom_table, clip_seconds, params.validation_split)
 
     def make_batch(step: int) -> MoMBatch:  # this process's rows of the global batch
-        batch = random_mom_batch(clips, params.batch_size, params.seed, step, params.crop_seconds)
-        return take_rows(batch, rank_rows(params.batch_size, "pretrain_audio.batch_size"))
+        rows = rank_rows(params.batch_size, "pretrain_audio.batch_size")
+        return random_mom_batch(
+            clips, params.batch_size, params.seed, step, params.crop_seconds, rows=rows
+        )
 
     curve = train_loop(
         separator,
