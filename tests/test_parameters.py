@@ -36,7 +36,7 @@ def _block(name: str, env: str = "base") -> dict:
     return base
 
 
-@pytest.mark.parametrize("env", ["base", "demo", "test"])
+@pytest.mark.parametrize("env", ["base", "demo", "demo_real", "test"])
 @pytest.mark.parametrize("name", sorted(BLOCKS))
 def test_every_shipped_block_parses(name, env):
     block = _block(name, env)
