@@ -199,3 +199,13 @@ def test_split_goes_back_to_the_input_channels_and_rate():
     assert (
         np.sqrt(np.mean(on[1, inner] ** 2)) < 0.01 * np.sqrt(np.mean(original[1, inner] ** 2)) * 10
     )
+
+
+@pytest.mark.parametrize("n_fft, hop", [(512, 128), (1411, 352), (100, 33), (16, 4)])
+def test_stft_round_trip(n_fft, hop):
+    """The mask's STFT and its overlap-add inverse give the signal back, for the grids of odd
+    input rates too (a hop that does not divide the frame)."""
+    from audioscope_kedro.separate.channels import istft, stft
+
+    x = np.random.default_rng(n_fft).standard_normal((2, 4000)).astype(np.float32)
+    np.testing.assert_allclose(istft(stft(x, n_fft, hop), n_fft, hop, 4000), x, atol=1e-5)

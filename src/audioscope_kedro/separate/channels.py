@@ -14,6 +14,8 @@ on-screen estimate, except where the mask is capped.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
@@ -46,11 +48,24 @@ def istft(spec: np.ndarray, n_fft: int, hop: int, length: int) -> np.ndarray:
     frames = np.fft.irfft(spec, n=n_fft, axis=-1) * window
     count = frames.shape[-2]
     total = (count - 1) * hop + n_fft
-    out = np.zeros((*frames.shape[:-2], total))
-    norm = np.zeros(total)
-    for j in range(count):  # frames overlap by 3/4: four strided adds would do, this is clear
-        out[..., j * hop : j * hop + n_fft] += frames[..., j, :]
-        norm[j * hop : j * hop + n_fft] += window**2
+    out = np.zeros((*frames.shape[:-2], total), np.float32)
+    norm = np.zeros(total, np.float32)
+    # Overlap-add in ceil(n_fft / hop) strided passes instead of one add per frame: frames
+    # r, r + R, r + 2R, ... do not overlap, so each pass lays them end to end (zero-padded to
+    # R * hop) and adds them at once.
+    phases = -(-n_fft // hop)
+    stride = phases * hop
+    for r in range(min(phases, count)):
+        chosen = frames[..., r::phases, :]  # [..., m, n_fft]
+        m = chosen.shape[-2]
+        laid = np.zeros((*chosen.shape[:-2], m, stride), np.float32)
+        laid[..., :n_fft] = chosen
+        start = r * hop
+        span = min(m * stride, total - start)
+        out[..., start : start + span] += laid.reshape(*laid.shape[:-2], m * stride)[..., :span]
+        tiled = np.zeros((m, stride), np.float32)
+        tiled[:, :n_fft] = window**2
+        norm[start : start + span] += tiled.reshape(-1)[:span]
     out /= np.where(norm > 1e-10, norm, 1.0)
     pad = n_fft // 2
     out = out[..., pad : pad + length]
@@ -59,8 +74,13 @@ def istft(spec: np.ndarray, n_fft: int, hop: int, length: int) -> np.ndarray:
     return out
 
 
+@functools.cache
 def _hann(n: int) -> np.ndarray:
-    return 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n) / n)
+    # float32, so that NumPy's FFT runs in single precision (half the work of double): the
+    # masks and the audio files are float32 anyway
+    window = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n) / n)).astype(np.float32)
+    window.flags.writeable = False  # cached and shared
+    return window
 
 
 def _interp(values: np.ndarray, positions: np.ndarray) -> np.ndarray:
