@@ -209,3 +209,19 @@ def test_stft_round_trip(n_fft, hop):
 
     x = np.random.default_rng(n_fft).standard_normal((2, 4000)).astype(np.float32)
     np.testing.assert_allclose(istft(stft(x, n_fft, hop), n_fft, hop, 4000), x, atol=1e-5)
+
+
+@pytest.mark.parametrize("n", [16, 97, 360, 1411, 1536, 2822])
+def test_mask_fft_sizes_are_the_smallest_fast_ones(n):
+    """Input-rate STFT sizes are rounded up to 2^a 3^b 5^c (an FFT of 17 * 83 points is
+    several times slower than one of 1440)."""
+    from audioscope_kedro.separate.channels import _smooth_at_least
+
+    def smooth(k):
+        for p in (2, 3, 5):
+            while k % p == 0:
+                k //= p
+        return k == 1
+
+    m = _smooth_at_least(n)
+    assert m >= n and smooth(m) and not any(smooth(k) for k in range(n, m))

@@ -23,9 +23,26 @@ FRAME_SECONDS = 0.032  # STFT frame of the mask (512 samples at 16 kHz)
 
 
 def _grid(sample_rate: int, model_rate: int, model_fft: int) -> tuple[int, int]:
-    """STFT size and hop at ``sample_rate`` whose frames last as long as the model's."""
-    n_fft = max(16, int(round(model_fft * sample_rate / model_rate)))
+    """STFT size and hop at ``sample_rate`` whose frames last about as long as the model's.
+
+    The size is rounded up to a product of 2, 3 and 5: the exact ratio can be a size with
+    large prime factors (1411 = 17 * 83 at 44.1 kHz against 512 at 16 kHz), which the FFT
+    computes several times slower than 1440 = 2^5 * 3^2 * 5. The mask is interpolated onto
+    the input's grid whatever its size."""
+    n_fft = _smooth_at_least(max(16, int(round(model_fft * sample_rate / model_rate))))
     return n_fft, max(1, n_fft // 4)
+
+
+def _smooth_at_least(n: int) -> int:
+    """The smallest integer >= ``n`` whose only prime factors are 2, 3 and 5."""
+    while True:
+        m = n
+        for p in (2, 3, 5):
+            while m % p == 0:
+                m //= p
+        if m == 1:
+            return n
+        n += 1
 
 
 # NumPy's FFT, not torch's: these are many small transforms per window, and torch's
