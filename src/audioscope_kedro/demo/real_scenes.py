@@ -23,7 +23,14 @@ import cv2
 import numpy as np
 
 from audioscope_kedro.demo.images import ImageBank, Sprite
-from audioscope_kedro.demo.scenes import Scene, SceneConfig, SoundBank, loudness_track, make_scene
+from audioscope_kedro.demo.scenes import (
+    Scene,
+    SceneConfig,
+    SoundBank,
+    loudness_track,
+    make_scene,
+    pan_and_shake,
+)
 
 
 @dataclass(frozen=True)
@@ -169,13 +176,8 @@ def camera_path(
     rng = np.random.default_rng(np.random.SeedSequence([seed, 2]))
     size = min(config.height, config.width)
     pan, shake = config.camera_pan * size, config.camera_shake * size
+    offset = pan_and_shake(rng, num_frames, config.fps, pan, shake)
     t = np.arange(num_frames) / config.fps
-    offset = np.zeros((num_frames, 2))
-    for axis in range(2):
-        for _ in range(2):
-            f, phase = rng.uniform(0.05, 0.4), rng.uniform(0, 2 * np.pi)
-            offset[:, axis] += 0.5 * pan * np.sin(2 * np.pi * f * t + phase)
-    offset += np.clip(rng.normal(0, 1, size=offset.shape), -3, 3) * shake
     f, phase = rng.uniform(0.05, 0.2), rng.uniform(0, 2 * np.pi)
     zoom = 1 + look.camera_zoom * (0.5 - 0.5 * np.cos(2 * np.pi * f * t + phase))
     margin = int(np.ceil(pan + 3 * shake)) + 2  # zoom >= 1 only narrows the view

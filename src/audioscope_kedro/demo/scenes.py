@@ -414,6 +414,21 @@ class Backdrop:
     margin: int  # the camera's rest position is (margin, margin)
 
 
+def pan_and_shake(
+    rng: np.random.Generator, num_frames: int, fps: float, pan: float, shake: float
+) -> np.ndarray:
+    """The camera's offset per frame (pixels, ``[F, 2]``): a slow pan (two random sinusoids
+    per axis, amplitude ``pan``) and a shake (independent per frame, std ``shake``, clipped
+    at 3 std). Shared by the drawn and the realistic scenes."""
+    t = np.arange(num_frames) / fps
+    path = np.zeros((num_frames, 2))
+    for axis in range(2):
+        for _ in range(2):
+            f, phase = rng.uniform(0.05, 0.4), rng.uniform(0, 2 * np.pi)
+            path[:, axis] += 0.5 * pan * np.sin(2 * np.pi * f * t + phase)
+    return path + np.clip(rng.normal(0, 1, size=path.shape), -3, 3) * shake
+
+
 def make_backdrop(seed: int, config: SceneConfig, num_frames: int) -> Backdrop:
     """The background and camera path of a scene: a vertical gradient of a random dark colour,
     soft colour blobs and ``config.clutter`` muted rectangles, ellipses and lines; the camera
@@ -442,13 +457,7 @@ def make_backdrop(seed: int, config: SceneConfig, num_frames: int) -> Backdrop:
         else:
             end = (x + int(rng.normal(0, size / 4)), y + int(rng.normal(0, size / 4)))
             cv2.line(canvas, (x, y), end, tone, max(1, size // 48), cv2.LINE_AA)
-    t = np.arange(num_frames) / config.fps
-    path = np.zeros((num_frames, 2))
-    for axis in range(2):
-        for _ in range(2):
-            f, phase = rng.uniform(0.05, 0.4), rng.uniform(0, 2 * np.pi)
-            path[:, axis] += 0.5 * pan * np.sin(2 * np.pi * f * t + phase)
-    path += np.clip(rng.normal(0, 1, size=path.shape), -3, 3) * shake
+    path = pan_and_shake(rng, num_frames, config.fps, pan, shake)
     offsets = np.clip(np.round(margin + path), 0, 2 * margin).astype(int)
     return Backdrop(np.clip(canvas, 0, 255), offsets, margin)
 
