@@ -3,6 +3,10 @@ machines or converts an npy store to the streaming format.
 
     python -m audioscope_kedro.data.ingest merge ROOT
     python -m audioscope_kedro.data.ingest convert NPY_ROOT TARGET [--audio flac] [--frames jpeg]
+
+Both hold the lock of the stores they write (``run_lock.store_lock_path``), the lock an
+``ingest`` run holds too: while either is running, the other is refused with a message naming
+it, and the command exits with status 1.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -18,7 +23,13 @@ import pandas as pd
 from audioscope_kedro.data.decode import DecodeSettings
 from audioscope_kedro.data.lists import Split
 from audioscope_kedro.data.shard_format import AudioCodec, FrameCodec, StoreFormat, TarCodec
-from audioscope_kedro.data.store import IngestJob, convert_store, merge_clip_store
+from audioscope_kedro.data.store import (
+    IngestIncompleteError,
+    IngestJob,
+    convert_store,
+    merge_clip_store,
+)
+from audioscope_kedro.run_lock import AlreadyRunningError, RunLock, store_lock_path
 
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".mov", ".webm", ".avi", ".m4v")
 
@@ -97,11 +108,23 @@ def main(argv: list[str] | None = None) -> int:
     convert.add_argument("--frames", choices=[c.value for c in FrameCodec], default="jpeg")
     convert.add_argument("--jpeg-quality", type=int, default=90)
     args = parser.parse_args(argv)
-    if args.command == "merge":
-        summary = merge_clip_store(args.root)
-    else:
-        codec = TarCodec(AudioCodec(args.audio), FrameCodec(args.frames), args.jpeg_quality)
-        summary = convert_store(args.source, args.target, codec)
+    what = f"{parser.prog} {' '.join(argv if argv is not None else sys.argv[1:])}"
+    # convert locks its source exclusively too: the source must not change while it is read,
+    # and the node runs of a multi-node ingest hold a store's lock shared
+    stores = [args.root] if args.command == "merge" else [args.source, args.target]
+    try:
+        with ExitStack() as held:
+            for store in stores:
+                held.enter_context(RunLock(store_lock_path(store), what))
+            if args.command == "merge":
+                summary = merge_clip_store(args.root)
+            else:
+                codec = TarCodec(AudioCodec(args.audio), FrameCodec(args.frames), args.jpeg_quality)
+                summary = convert_store(args.source, args.target, codec)
+    except (AlreadyRunningError, IngestIncompleteError) as error:
+        # a message for the user, not a traceback: both say what to do
+        print(f"{parser.prog}: error: {error}", file=sys.stderr)
+        return 1
     json.dump(summary, sys.stdout, indent=2)
     print()
     return 0
