@@ -15,7 +15,6 @@ import json
 import sys
 from pathlib import Path
 
-import av
 from tqdm.auto import tqdm
 
 from audioscope_kedro import device
@@ -28,6 +27,7 @@ from audioscope_kedro.evaluation.calibration import (
     PointKind,
 )
 from audioscope_kedro.evaluation.mom_lists import evaluate_mom_lists
+from audioscope_kedro.models.persistence import ModelFolderError
 from audioscope_kedro.release import ReleasedModel
 from audioscope_kedro.separate import SeparateOptions, find_videos, separate_file
 
@@ -119,7 +119,9 @@ def cmd_separate(args: argparse.Namespace) -> int:
             failures.append((video, err.reason))
             tqdm.write(f"{video}: skipped: {err.reason}")
             continue
-        except (av.error.FFmpegError, OSError, RuntimeError) as err:
+        except Exception as err:  # noqa: BLE001 - one input's failure must not stop the others
+            # (an encoder's or PyAV's own error on an odd file, a full disk): named, and the
+            # command goes on; its output folder was never renamed into place
             failures.append((video, f"{type(err).__name__}: {err}"))
             tqdm.write(f"{video}: failed: {type(err).__name__}: {err}")
             continue
@@ -141,6 +143,8 @@ def cmd_separate(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    if args.examples < 1:
+        raise UsageError(f"--examples must be at least 1, not {args.examples}")
     release = ReleasedModel.load(Path(args.model))
     try:
         result = evaluate_mom_lists(
@@ -216,7 +220,13 @@ def main(argv: list[str] | None = None) -> int:
         return int(exit_.code or 0)
     try:
         return args.func(args)
-    except (FileNotFoundError, CalibrationMismatchError, UsageError, RuntimeError) as err:
+    except (
+        FileNotFoundError,
+        CalibrationMismatchError,
+        ModelFolderError,
+        UsageError,
+        RuntimeError,
+    ) as err:
         print(f"audioscope: {err}", file=sys.stderr)
         return 2
 

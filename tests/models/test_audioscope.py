@@ -98,6 +98,8 @@ def test_config_round_trip():
     assert AudioScopeConfig.from_dict(cfg.to_dict()) == cfg
     with pytest.raises(ValueError, match="must equal"):
         AudioScopeConfig(embedding=EmbeddingConfig(dim=32), attention=AttentionConfig(dim=64))
+    with pytest.raises(ValueError, match="unknown keys .*: num_speakers"):
+        AudioScopeConfig.from_dict({**cfg.to_dict(), "num_speakers": 3})
 
 
 @pytest.mark.parametrize("variant, loads", [("pool", True), ("sep_sa", False)])

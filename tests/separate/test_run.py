@@ -305,3 +305,22 @@ def test_the_page_plays_in_a_headless_browser(release_dir, tmp_path):
 
     pixels = imread(shot)
     assert pixels.shape[0] >= 1800 and pixels[..., :3].std() > 0.05  # not a blank page
+
+
+def test_evaluate_asks_for_at_least_one_example(release_dir, tmp_path, capsys):
+    """`--examples 0` is a usage error before anything is read (it used to crash in range())."""
+    args = ["--video-root", str(tmp_path), "--on-mom", "on.csv", "--off-mom", "off.csv"]
+    code = main(
+        [
+            "evaluate",
+            *args,
+            "--model",
+            str(release_dir),
+            "--out",
+            str(tmp_path / "o"),
+            "--examples",
+            "0",
+        ]
+    )
+    assert code == 2 and "--examples must be at least 1" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

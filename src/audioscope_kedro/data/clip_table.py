@@ -9,6 +9,7 @@ import pandas as pd
 
 from audioscope_kedro.data.decode import BadClipError, probe_duration
 from audioscope_kedro.data.lists import CLIP_COLUMNS, ClipLabel, ListKey, Split
+from audioscope_kedro.data.paths import OutsideRootError, resolve_inside
 from audioscope_kedro.data.store import clip_id
 
 CLIP_TABLE_COLUMNS = ["clip_id", *CLIP_COLUMNS, "split", "label"]
@@ -93,7 +94,8 @@ def scan_video_folder(
 
     A video shorter than one clip gives one clip of its whole length (if at least
     ``min_clip_seconds``). A video that cannot be probed still gets one row, so that ingestion
-    quarantines it with its reason rather than dropping it without a word.
+    quarantines it with its reason rather than dropping it without a word; so does a symlink
+    that leads out of ``video_root``, which is never opened (not even to probe it).
     """
     root = Path(video_root)
     exts = {e.lower() for e in extensions}
@@ -101,8 +103,8 @@ def scan_video_folder(
     for path in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in exts):
         rel = path.relative_to(root).as_posix()
         try:
-            duration = probe_duration(path)
-        except BadClipError:
+            duration = probe_duration(resolve_inside(root, rel))
+        except (BadClipError, OutsideRootError):
             rows.append((rel, 0.0, clip_seconds))
             continue
         if duration < clip_seconds:

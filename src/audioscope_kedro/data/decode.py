@@ -7,6 +7,8 @@ pass over the file; only the frames that are kept get converted and resized.
 from __future__ import annotations
 
 import math
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,15 +74,45 @@ class DecodedClip:
     padded_seconds: float  # zeros appended at the end of the audio
 
 
-def _open(path: Path) -> av.container.InputContainer:
-    if not path.exists():
-        raise BadClipError("missing file")
-    if path.stat().st_size == 0:
+def check_readable(path: Path) -> None:
+    """Raise :class:`BadClipError` when ``path`` is not a file this process can read, or is
+    empty: the reasons a user can act on, before FFmpeg gives a vaguer one."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise BadClipError("missing file") from None
+    except PermissionError:  # a folder on the way that this user may not enter
+        raise BadClipError("unreadable file (permission denied)") from None
+    except OSError as err:  # a name too long, a loop of links, ...
+        raise BadClipError(f"unreadable file ({err.strerror or err})") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise BadClipError("a folder, not a video file")
+    # root passes os.access whatever the mode: opening is then the test (av.open says why)
+    if not os.access(path, os.R_OK):
+        raise BadClipError("unreadable file (permission denied)")
+    if info.st_size == 0:
         raise BadClipError("zero bytes")
+
+
+def open_container(path: Path) -> av.container.InputContainer:
+    """``path`` opened for demuxing, or :class:`BadClipError` saying why not."""
+    check_readable(path)
     try:
         return av.open(str(path), metadata_errors="ignore")
-    except (av.error.FFmpegError, UnicodeDecodeError) as err:
+    except PermissionError:
+        raise BadClipError("unreadable file (permission denied)") from None
+    except (av.error.FFmpegError, UnicodeDecodeError, OSError) as err:
         raise BadClipError(f"corrupt or unreadable container ({err})") from err
+
+
+def packed_channels(frame: av.AudioFrame) -> np.ndarray:
+    """float32 ``[channels, samples]`` of a *packed* float frame (``flt``).
+
+    Resamplers here always ask for packed samples: PyAV 18 counts one plane too many in a
+    planar (``fltp``) frame of exactly 8 channels, and ``to_ndarray`` then reads a stray
+    pointer and kills the process (a 7.1 soundtrack segfaulted ingest and ``separate``)."""
+    channels = frame.layout.nb_channels
+    return frame.to_ndarray().reshape(-1, channels).T
 
 
 def container_duration(container: av.container.InputContainer) -> float | None:
@@ -97,7 +129,7 @@ def container_duration(container: av.container.InputContainer) -> float | None:
 
 def probe_duration(path: str | Path) -> float:
     """Duration of a video file in seconds; raises :class:`BadClipError` when unreadable."""
-    with _open(Path(path)) as container:
+    with open_container(Path(path)) as container:
         duration = container_duration(container)
     if duration is None:
         raise BadClipError("unknown duration")
@@ -169,8 +201,8 @@ class _FramePicker:
 
 
 def _mono(frame: av.AudioFrame) -> np.ndarray:
-    planes = frame.to_ndarray()  # [channels, samples], planar float32
-    return planes[0] if planes.shape[0] == 1 else planes.mean(axis=0, dtype=np.float32)
+    samples = packed_channels(frame)  # [channels, samples]
+    return samples[0] if samples.shape[0] == 1 else samples.mean(axis=0, dtype=np.float32)
 
 
 def _frame_time(frame: av.frame.Frame, fallback: float) -> float:
@@ -186,13 +218,14 @@ def decode_clip(
 
     Returns exactly ``settings.num_samples(end - start)`` audio samples and
     ``settings.num_frames(end - start)`` frames, or raises :class:`BadClipError` with the reason
-    (missing file, zero bytes, corrupt container, no audio stream, no video stream, clip beyond
-    the end, audio shorter than the clip, silent audio, NaN/inf samples).
+    (missing, unreadable or empty file, corrupt container, no audio stream, no video stream, no
+    media data, clip beyond the end, a file that breaks off inside the clip, audio shorter than
+    the clip, silent audio, NaN/inf samples).
     """
     path = Path(path)
     if not (math.isfinite(start) and math.isfinite(end)) or end <= start or start < 0:
         raise BadClipError(f"bad clip times {start}..{end}")
-    container = _open(path)
+    container = open_container(path)
     with container:
         if not container.streams.audio:
             raise BadClipError("no audio stream")
@@ -217,7 +250,7 @@ def decode_clip(
         )
         # Keep the channel layout through resampling and average the channels ourselves:
         # FFmpeg's own stereo-to-mono matrix adds L and R at -3 dB each, which clips.
-        resampler = av.AudioResampler(format="fltp", rate=settings.sample_rate)
+        resampler = av.AudioResampler(format="flt", rate=settings.sample_rate)
         chunks: list[np.ndarray] = []
         audio_t0: float | None = None
         audio_have = 0  # resampled samples kept in chunks
@@ -225,8 +258,10 @@ def decode_clip(
             container.seek(int(start * av.time_base), backward=True, any_frame=False)
         audio_done = False
         decode_error: str | None = None
+        data_packets = 0
         try:
             for packet in container.demux(astream, vstream):
+                data_packets += packet.size > 0
                 if packet.stream.type == "audio":
                     if audio_done:
                         continue
@@ -253,12 +288,15 @@ def decode_clip(
             decode_error = str(err)
         if not audio_done:
             chunks.extend(_mono(out) for out in resampler.resample(None))
-        try:
-            frames = picker.finish()
-        except BadClipError as err:
-            if decode_error:
-                raise BadClipError(f"corrupt or truncated video stream ({decode_error})") from None
-            raise err
+        if data_packets == 0:
+            # streams and a duration in the header, nothing after it: a cut download
+            raise BadClipError("no media data in the clip range (only a header: truncated file?)")
+        if decode_error is not None and not picker.done:
+            # frames are missing because the file breaks off, not because its video ended
+            raise BadClipError(
+                f"corrupt or truncated file: the video breaks off inside the clip ({decode_error})"
+            )
+        frames = picker.finish()
     if audio_t0 is None:
         raise BadClipError(
             f"corrupt or truncated audio stream ({decode_error})"
@@ -271,8 +309,11 @@ def decode_clip(
         audio = np.concatenate([np.zeros(-offset, np.float32), audio])
         offset = 0
     audio = audio[offset : offset + n_samples]
-    if not np.isfinite(audio).all():
-        raise BadClipError("NaN/inf audio samples")
+    bad = np.flatnonzero(~np.isfinite(audio))
+    if bad.size:
+        # (resampling smears a non-finite sample over the filter's length: "near")
+        at = start + bad[0] / settings.sample_rate
+        raise BadClipError(f"NaN/inf audio samples (near {at:.2f} s)")
     # Trailing digital silence (exact zeros) is audio that ended early, e.g. a stream whose
     # content stops while its container goes on: count it as missing, like a short stream.
     nonzero = np.flatnonzero(audio)
@@ -282,9 +323,23 @@ def decode_clip(
     shortfall = n_samples - audio.size
     padded = shortfall / settings.sample_rate
     if shortfall > 0:
+        if padded > settings.max_pad_seconds and decode_error is not None:
+            # audio missing because the file breaks off: not silence, so never padded
+            have = audio.size / settings.sample_rate
+            raise BadClipError(
+                f"corrupt or truncated file: the audio breaks off {have:.2f} s into the "
+                f"{end - start:.2f} s clip ({decode_error})"
+            )
         if padded > settings.max_pad_seconds and settings.short_audio == "quarantine":
             have = audio.size / settings.sample_rate
-            raise BadClipError(f"audio shorter than the clip ({have:.2f} s of {end - start:.2f} s)")
+            past = (
+                f"; the clip ends at {end:.2f} s, the file at {duration:.2f} s"
+                if duration is not None and end > duration + settings.max_pad_seconds
+                else ""
+            )
+            raise BadClipError(
+                f"audio shorter than the clip ({have:.2f} s of {end - start:.2f} s{past})"
+            )
         audio = np.concatenate([audio, np.zeros(shortfall, np.float32)])
     rms_db = 10 * np.log10(np.mean(audio.astype(np.float64) ** 2) + 1e-20)
     if rms_db < settings.silence_db:

@@ -1,23 +1,43 @@
 """Clip and MoM lists in the AudioScope release format: schemas, readers and file-name rules.
 
 The public lists have no header and positional columns; users' lists may have a header. Every
-reader returns a DataFrame indexed by the 1-based line number in the file, so that any error
+reader returns a DataFrame indexed by the 1-based line number in the file, so that any message
 names the row a user can open in an editor.
+
+What a reader does with each kind of problem (docs/reliability.md has the whole table):
+
+- the file as a whole cannot be a list (empty, not UTF-8 text, a header without the required
+  columns, no usable row at all): :class:`ListFileError`, naming the file and the reason;
+- a bad row (wrong number of fields, a time that is not a finite number, a negative time, an
+  end before its start, a path that leaves ``video_root``): quarantined with its line number and
+  reason by :func:`read_list_rows`, the rest of the list goes on; :func:`read_clip_list` and
+  :func:`read_mom_list` are the strict forms, raising :class:`ListValidationError` naming every
+  bad row;
+- an exact repeat of an earlier row: in a clip list dropped, with a warning naming both lines
+  (a list of clips is a set; the clip table would merge them anyway); in a MoM list kept, with
+  the same warning: a MoM list is a draw of pairs, which may draw one pair twice (the test demo
+  does), and dropping it would change the benchmark;
+- CRLF line ends, a UTF-8 byte-order mark, blank lines, spaces around fields, a header row with
+  the columns in any order: read as meant.
 """
 
 from __future__ import annotations
 
 import csv
+import logging
 import math
-import posixpath
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
 import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
+
+from audioscope_kedro.data.paths import is_safe_relative_path, lexical_problem
+
+log = logging.getLogger(__name__)
 
 CLIP_COLUMNS = ["video_path", "start_time", "end_time"]
 MOM_COLUMNS = [
@@ -28,6 +48,9 @@ MOM_COLUMNS = [
     "start_time_2",
     "end_time_2",
 ]
+# the quarantine report of list rows: which file, which line, why
+LIST_QUARANTINE_COLUMNS = ["file", "row", "reason"]
+MAX_LISTED = 20  # rows named in one message; the report has them all
 
 
 class ListValidationError(ValueError):
@@ -40,14 +63,18 @@ class ListValidationError(ValueError):
         super().__init__(f"{len(self.problems)} bad row(s) in {source}:\n" + "\n".join(lines))
 
 
-def is_safe_relative_path(path: str) -> bool:
-    """True when ``path`` is relative and stays inside the folder it is relative to."""
-    if not isinstance(path, str) or not path or path.startswith(("/", "\\")):
-        return False
-    if re.match(r"^[A-Za-z]:", path):  # Windows drive letter
-        return False
-    normalised = posixpath.normpath(path.replace("\\", "/"))
-    return normalised != ".." and not normalised.startswith("../")
+class ListFileError(ListValidationError):
+    """A file that cannot be read as a list at all; the message names the file and the reason
+    (and the first bad rows, when no row was usable)."""
+
+    def __init__(self, source: str, reason: str, problems: list[tuple[int, str]] | None = None):
+        self.source = source
+        self.reason = reason
+        self.problems = sorted(problems or [])
+        lines = [f"{source}: row {row}: {why}" for row, why in self.problems[:MAX_LISTED]]
+        if len(self.problems) > MAX_LISTED:
+            lines.append(f"... and {len(self.problems) - MAX_LISTED} more")
+        ValueError.__init__(self, "\n".join([f"{source}: {reason}", *lines]))
 
 
 def _finite_number(series: pd.Series) -> pd.Series:
@@ -109,15 +136,80 @@ class MomListSchema(pa.DataFrameModel):
         strict = False
 
 
-def _looks_like_header(row: list[str], columns: list[str]) -> bool:
-    """A first row whose time field is not a number, or that repeats column names, is a header."""
-    if [c.strip() for c in row[: len(columns)]] == columns:
-        return True
+def _is_time(column: str) -> bool:
+    return column.startswith(("start_time", "end_time"))
+
+
+def _is_number(text: str) -> bool:
     try:
-        float(row[1])
-    except (ValueError, IndexError):
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _looks_like_header(row: list[str], columns: list[str]) -> bool:
+    """A first row that names a known column, or whose time fields are all words and whose path
+    field is no file name (no ``/`` or ``.``), is a header. A bad *data* row (``a.mp4,abc,5``)
+    is not one: it must be quarantined with its reason, not swallowed as a header."""
+    fields = [f.strip() for f in row]
+    if set(fields) & set(columns):
         return True
-    return False
+    times = [fields[i] for i, c in enumerate(columns) if _is_time(c) and i < len(fields)]
+    path = fields[0] if fields else ""
+    return bool(times) and not any(map(_is_number, times)) and not re.search(r"[./\\]", path)
+
+
+def _first_undecodable_line(path: str | Path) -> tuple[int, str]:
+    """Line number and message of the first line of ``path`` that is not UTF-8 (only looked for
+    once decoding has failed, so the common case reads the file once)."""
+    with open(path, "rb") as handle:
+        for number, line in enumerate(handle, 1):
+            try:
+                line.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError as err:
+                return number, f"byte 0x{line[err.start]:02x} at column {err.start + 1}"
+    return 0, "undecodable text"
+
+
+def _csv_rows(path: str | Path, source: str) -> list[tuple[int, list[str]]]:
+    """The non-blank rows of a CSV file with their 1-based line numbers. ``utf-8-sig`` drops a
+    byte-order mark (Excel writes one) and ``newline=""`` lets the csv module take CRLF, LF or CR
+    line ends; a file that is not UTF-8 text or not CSV is a :class:`ListFileError`."""
+    rows = []
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            reader = csv.reader(handle)
+            for fields in reader:
+                if any(f.strip() for f in fields):
+                    rows.append((reader.line_num, fields))
+    except UnicodeDecodeError:
+        line, what = _first_undecodable_line(path)
+        raise ListFileError(source, f"not UTF-8 text: line {line}: {what}") from None
+    except csv.Error as err:
+        raise ListFileError(source, f"not a CSV file: {err}") from None
+    return rows
+
+
+def _column_names(header: list[str], columns: list[str], source: str) -> list[str]:
+    """The names of a file's columns from its header row: the required columns by name in any
+    order when the header names them all, else positionally (a header of the user's own words,
+    ``path,start,end``); extra named columns are kept."""
+    names = [h.strip() for h in header]
+    named = [c for c in columns if c in names]
+    if named and len(named) < len(columns):
+        missing = [c for c in columns if c not in names]
+        raise ListFileError(source, f"header lacks column(s) {', '.join(missing)}")
+    duplicated = sorted({n for n in names if names.count(n) > 1 and n})
+    if duplicated:
+        raise ListFileError(source, f"header repeats column(s) {', '.join(duplicated)}")
+    if named:
+        return names
+    if len(names) < len(columns):
+        raise ListFileError(
+            source, f"header has {len(names)} fields, a list needs {len(columns)}: {columns}"
+        )
+    return columns + names[len(columns) :]
 
 
 def read_positional_csv(
@@ -125,22 +217,21 @@ def read_positional_csv(
 ) -> tuple[pd.DataFrame, list[tuple[int, str]]]:
     """Read a CSV with or without a header into string columns, indexed by line number.
 
-    Returns the frame and the structural problems (wrong number of fields) found on the way.
-    Without a header a row must have exactly ``len(columns)`` fields; with one, extra named
-    columns are kept (a labelled list may carry ``label`` or ``note`` columns).
+    Returns the frame (columns in the order of ``columns``, then any extra named ones) and the
+    rows left out for a wrong number of fields. Without a header a row must have exactly
+    ``len(columns)`` fields; with one, as many as the header names.
     """
     source = source or str(path)
-    with open(path, newline="", encoding="utf-8") as handle:
-        rows = [(i + 1, r) for i, r in enumerate(csv.reader(handle)) if any(f.strip() for f in r)]
-    problems: list[tuple[int, str]] = []
+    rows = _csv_rows(path, source)
+    if not rows:
+        raise ListFileError(source, "empty: no rows (remove the file if the list is meant to be)")
     names = list(columns)
-    if rows and _looks_like_header(rows[0][1], columns):
-        header = [h.strip() for h in rows[0][1]]
-        if len(header) < len(columns):
-            problems.append((rows[0][0], f"header has {len(header)} fields, need {columns}"))
-        else:
-            names = columns + header[len(columns) :]
+    if _looks_like_header(rows[0][1], columns):
+        names = _column_names(rows[0][1], columns, source)
         rows = rows[1:]
+        if not rows:
+            raise ListFileError(source, "no rows after the header")
+    problems: list[tuple[int, str]] = []
     good: list[list[str]] = []
     index: list[int] = []
     for line, fields in rows:
@@ -152,14 +243,15 @@ def read_positional_csv(
         good.append([f.strip() for f in fields])
         index.append(line)
     frame = pd.DataFrame(good, columns=names, index=pd.Index(index, name="row"), dtype=object)
-    return frame, problems
+    extra = [n for n in names if n not in columns]
+    return frame[columns + extra], problems
 
 
 def _parse_times(frame: pd.DataFrame, problems: list[tuple[int, str]]) -> pd.DataFrame:
     """Turn the time columns into floats; a row with a field that is not a number is reported
     once, with that field, and left out of the schema checks (which would only repeat it)."""
     bad_rows: set[int] = set()
-    for column in [c for c in frame.columns if c.startswith(("start_time", "end_time"))]:
+    for column in [c for c in frame.columns if _is_time(c)]:
         parsed = pd.to_numeric(frame[column], errors="coerce")
         for row in frame.index[parsed.isna()]:
             problems.append((int(row), f"{column}: {frame.at[row, column]!r} is not a number"))
@@ -168,51 +260,132 @@ def _parse_times(frame: pd.DataFrame, problems: list[tuple[int, str]]) -> pd.Dat
     return frame.drop(index=sorted(bad_rows))
 
 
-def _validate(
-    frame: pd.DataFrame,
-    schema: type[pa.DataFrameModel],
-    problems: list[tuple[int, str]],
-    source: str,
-) -> pd.DataFrame:
-    frame = _parse_times(frame, problems)
+def _reason(case: pd.Series, frame: pd.DataFrame) -> str:
+    """A schema failure in words a user acts on."""
+    check, column, value = str(case["check"]), case["column"], case["failure_case"]
+    if case["schema_context"] == "DataFrameSchema":  # end > start, across two columns
+        end, start = (c.strip() for c in check.split(">"))
+        row = case["index"]
+        return f"{check} failed ({start} {frame.at[row, start]:g}, {end} {frame.at[row, end]:g})"
+    if check == "path stays inside video_root":
+        return f"{column}: {value!r}: {lexical_problem(value)}"
+    if check.startswith("greater_than_or_equal_to(0"):
+        return f"{column}: {value:g} is negative"
+    if check.startswith("greater_than(0"):
+        return f"{column}: {value:g} is not after 0"
+    if check == "finite number":
+        return f"{column}: {value!r} is not a finite number"
+    return f"{column}: {check} failed for value {value!r}"
+
+
+def _schema_problems(
+    frame: pd.DataFrame, schema: type[pa.DataFrameModel]
+) -> tuple[pd.DataFrame, list[tuple[int, str]]]:
+    """The rows that pass ``schema`` (coerced) and the reasons of those that do not."""
     try:
-        validated = schema.validate(frame, lazy=True)
+        return schema.validate(frame, lazy=True), []
     except pa.errors.SchemaErrors as err:
-        cases = err.failure_cases
-        for _, case in cases.iterrows():
+        problems = []
+        for _, case in err.failure_cases.iterrows():
             row = case["index"]
-            if case["schema_context"] == "DataFrameSchema":  # a check across columns
-                reason = f"{case['check']} failed"
-            else:
-                reason = (
-                    f"{case['column']}: {case['check']} failed for value {case['failure_case']!r}"
-                )
             if row is None or (isinstance(row, float) and math.isnan(row)):
-                problems.append((0, reason))
-            else:
-                problems.append((int(row), reason))
-        validated = None
-    if problems:
-        raise ListValidationError(source, _dedupe(problems))
-    return validated
+                # a failure of the whole frame, not of a row: nothing to quarantine
+                raise ListFileError(frame.attrs.get("source", "list"), str(err)) from None
+            problems.append((int(row), _reason(case, frame)))
+    bad = sorted({row for row, _ in problems})
+    return schema.validate(frame.drop(index=bad), lazy=True), problems
 
 
-def _dedupe(problems: list[tuple[int, str]]) -> list[tuple[int, str]]:
-    return sorted(set(problems))
+@dataclass
+class ListRows:
+    """A list as read: its usable rows, and the rows refused or dropped on the way."""
+
+    source: str
+    frame: pd.DataFrame  # the usable rows, indexed by their 1-based line number
+    quarantined: list[tuple[int, str]] = field(default_factory=list)  # (line, reasons)
+    # line -> the earlier line it repeats exactly (dropped from a clip list, kept in a MoM list)
+    duplicates: dict[int, int] = field(default_factory=dict)
+
+    def strict(self) -> pd.DataFrame:
+        """The rows, or :class:`ListValidationError` naming every bad row."""
+        if self.quarantined:
+            raise ListValidationError(self.source, self.quarantined)
+        return self.frame
+
+    def report(self) -> pd.DataFrame:
+        """The quarantine report of this list: ``file, row, reason``, one line per bad row."""
+        return pd.DataFrame(
+            [(self.source, row, why) for row, why in self.quarantined],
+            columns=LIST_QUARANTINE_COLUMNS,
+        )
+
+
+def _duplicates(
+    frame: pd.DataFrame, source: str, drop: bool
+) -> tuple[pd.DataFrame, dict[int, int]]:
+    """Exact repeats of an earlier row (same path, same times once parsed: ``5`` is ``5.0``),
+    dropped or kept as ``drop`` says, with a warning either way."""
+    repeated = frame.duplicated(keep="first")
+    if not repeated.any():
+        return frame, {}
+    first_line = {}
+    for line, values in zip(frame.index, frame.itertuples(index=False), strict=True):
+        first_line.setdefault(tuple(values), int(line))
+    duplicates = {
+        int(line): first_line[tuple(values)]
+        for line, values in zip(
+            frame.index[repeated], frame[repeated].itertuples(index=False), strict=True
+        )
+    }
+    shown = ", ".join(f"row {a} repeats row {b}" for a, b in list(duplicates.items())[:MAX_LISTED])
+    what = "dropped" if drop else "kept (each counts in the averages)"
+    log.warning("%s: %d duplicate row(s) %s: %s", source, len(duplicates), what, shown)
+    return (frame[~repeated] if drop else frame), duplicates
+
+
+def _read_rows(
+    path: str | Path, columns: list[str], schema: type[pa.DataFrameModel], source: str
+) -> ListRows:
+    frame, problems = read_positional_csv(path, columns, source)
+    frame.attrs["source"] = source
+    frame = _parse_times(frame, problems)
+    frame, failures = _schema_problems(frame, schema)
+    by_row: dict[int, list[str]] = {}
+    for row, why in sorted(set(problems + failures)):
+        by_row.setdefault(row, []).append(why)
+    quarantined = [(row, "; ".join(reasons)) for row, reasons in by_row.items()]
+    if frame.empty:
+        reason = "no usable row: every row is bad"
+        if all(why.startswith("expected ") for _, why in quarantined):
+            kind = "MoM" if len(columns) == len(MOM_COLUMNS) else "clip"
+            reason = (
+                f"no row has the {len(columns)} fields of a {kind} list ({', '.join(columns)}): "
+                "a list of another kind? (a header row naming extra columns keeps them)"
+            )
+        raise ListFileError(source, reason, quarantined)
+    frame, duplicates = _duplicates(frame, source, drop=schema is ClipListSchema)
+    frame.attrs.clear()
+    return ListRows(source, frame, quarantined, duplicates)
+
+
+def read_clip_rows(path: str | Path, source: str | None = None) -> ListRows:
+    """Read a clip list, quarantining bad rows (see the module docstring)."""
+    return _read_rows(path, CLIP_COLUMNS, ClipListSchema, source or Path(path).name)
+
+
+def read_mom_rows(path: str | Path, source: str | None = None) -> ListRows:
+    """Read a MoM list, quarantining bad rows (see the module docstring)."""
+    return _read_rows(path, MOM_COLUMNS, MomListSchema, source or Path(path).name)
 
 
 def read_clip_list(path: str | Path, source: str | None = None) -> pd.DataFrame:
     """Read and validate a clip list; raises :class:`ListValidationError` naming every bad row."""
-    source = source or Path(path).name
-    frame, problems = read_positional_csv(path, CLIP_COLUMNS, source)
-    return _validate(frame, ClipListSchema, problems, source)
+    return read_clip_rows(path, source).strict()
 
 
 def read_mom_list(path: str | Path, source: str | None = None) -> pd.DataFrame:
     """Read and validate a MoM list; raises :class:`ListValidationError` naming every bad row."""
-    source = source or Path(path).name
-    frame, problems = read_positional_csv(path, MOM_COLUMNS, source)
-    return _validate(frame, MomListSchema, problems, source)
+    return read_mom_rows(path, source).strict()
 
 
 class Split(StrEnum):
@@ -433,5 +606,10 @@ def scan_lists(folder: str | Path, prefix: str) -> FoundLists:
 
 
 def read_list(path: str | Path, key: ListKey, source: str | None = None) -> pd.DataFrame:
-    """The MoM or clip list reader, as ``key`` says."""
+    """The strict MoM or clip list reader, as ``key`` says."""
     return (read_mom_list if key.is_mom else read_clip_list)(path, source)
+
+
+def read_list_rows(path: str | Path, key: ListKey, source: str | None = None) -> ListRows:
+    """The MoM or clip list reader that quarantines bad rows, as ``key`` says."""
+    return (read_mom_rows if key.is_mom else read_clip_rows)(path, source)

@@ -11,10 +11,12 @@ from kedro.io import AbstractDataset
 
 from audioscope_kedro.atomic import atomic_path
 from audioscope_kedro.data.lists import (
+    LIST_QUARANTINE_COLUMNS,
+    MAX_LISTED,
+    ListFileError,
     ListKey,
-    ListValidationError,
     find_lists,
-    read_list,
+    read_list_rows,
     scan_lists,
 )
 
@@ -28,18 +30,30 @@ class AudioScopeListsDataset(
     in ``path``, as a dict keyed by :class:`ListKey` (``train``, ``test_onscreen``,
     ``test_on_off_mom``...).
 
-    Loading validates every list (pandera, lazily) and raises one error naming every bad row of
-    every file. Saving writes the lists without a header, as the public release does.
+    Loading validates every list (pandera, lazily). A file that cannot be a list at all (empty,
+    not UTF-8, missing columns, no usable row) stops the load with one error naming every such
+    file; a bad row is left out with a warning naming its file, line and reason, and the run
+    goes on with the rest. With ``quarantine_path`` those rows are also written there
+    (``file,row,reason``; rewritten on every load, so it never shows a previous run's rows).
+    Saving writes the lists without a header, as the public release does.
     """
 
-    def __init__(self, path: str, prefix: str = "filtered", metadata: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        path: str,
+        prefix: str = "filtered",
+        quarantine_path: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ):
         self._path = Path(path)
         self._prefix = prefix
+        self._quarantine_path = Path(quarantine_path) if quarantine_path else None
         self.metadata = metadata
 
     def load(self) -> dict[ListKey, pd.DataFrame]:
         lists: dict[ListKey, pd.DataFrame] = {}
         errors: list[str] = []
+        reports: list[pd.DataFrame] = []
         found = scan_lists(self._path, self._prefix)
         for file in found.unrecognised:
             log.warning(
@@ -50,12 +64,32 @@ class AudioScopeListsDataset(
             )
         for key, file in found.lists.items():
             try:
-                lists[key] = read_list(file, key, source=str(file))
-            except ListValidationError as err:
+                rows = read_list_rows(file, key, source=str(file))
+            except ListFileError as err:
                 errors.append(str(err))
+                continue
+            lists[key] = rows.frame
+            if rows.quarantined:
+                reports.append(rows.report())
+                self._warn(rows.source, rows.quarantined)
         if errors:
             raise ValueError("\n\n".join(errors))
+        if self._quarantine_path is not None:
+            report = (
+                pd.concat(reports, ignore_index=True)
+                if reports
+                else pd.DataFrame(columns=LIST_QUARANTINE_COLUMNS)
+            )
+            with atomic_path(self._quarantine_path) as tmp:
+                report.to_csv(tmp, index=False)
         return lists
+
+    @staticmethod
+    def _warn(source: str, quarantined: list[tuple[int, str]]) -> None:
+        for row, why in quarantined[:MAX_LISTED]:
+            log.warning("%s: row %d quarantined: %s", source, row, why)
+        if len(quarantined) > MAX_LISTED:
+            log.warning("%s: %d more rows quarantined", source, len(quarantined) - MAX_LISTED)
 
     def save(self, data: dict[ListKey, pd.DataFrame]) -> None:
         self._path.mkdir(parents=True, exist_ok=True)
@@ -68,4 +102,8 @@ class AudioScopeListsDataset(
         return bool(find_lists(self._path, self._prefix))
 
     def _describe(self) -> dict[str, Any]:
-        return {"path": str(self._path), "prefix": self._prefix}
+        return {
+            "path": str(self._path),
+            "prefix": self._prefix,
+            "quarantine_path": str(self._quarantine_path) if self._quarantine_path else None,
+        }

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +11,7 @@ from torch import nn
 from audioscope_kedro.atomic import write_json
 from audioscope_kedro.evaluation.calibration import Calibration
 from audioscope_kedro.models.persistence import CONFIG_FILE, load_model, save_model
-from audioscope_kedro.release import ReleasedModel
+from audioscope_kedro.release import ReleasedModel, read_calibration
 from audioscope_kedro.training.checkpoints import CheckpointStore
 
 
@@ -66,7 +65,7 @@ class CalibrationDataset(AbstractDataset[Calibration, Calibration]):
         self.metadata = metadata
 
     def load(self) -> Calibration:
-        return Calibration.from_json(json.loads(self._filepath.read_text()))
+        return read_calibration(self._filepath)
 
     def save(self, data: Calibration) -> None:
         write_json(self._filepath, data.to_json())

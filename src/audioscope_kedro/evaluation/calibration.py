@@ -86,6 +86,9 @@ class Calibration:
     validation: dict[str, float] = field(default_factory=dict)  # figures there
     # the points calibrated to other suppression targets, for the report's table
     points_by_target: dict[float, OperatingPoint] = field(default_factory=dict)
+    # the configuration of that model (``persistence.config_fingerprint``); "" in files written
+    # before it was recorded, which are bound by the weights alone
+    config_fingerprint: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -95,6 +98,7 @@ class Calibration:
             "reached": self.reached,
             "split": self.split,
             "model_fingerprint": self.model_fingerprint,
+            **({"config_fingerprint": self.config_fingerprint} if self.config_fingerprint else {}),
             "validation": {str(k): float(v) for k, v in self.validation.items()},
         }
 
@@ -116,15 +120,25 @@ class Calibration:
             points_by_target={
                 float(t): OperatingPoint(**p) for t, p in data.get("points_by_target", {}).items()
             },
+            config_fingerprint=str(data.get("config_fingerprint", "")),
         )
 
-    def check_model(self, fingerprint: str, source: str = "calibration.json") -> None:
-        """Refuse to apply this calibration to another model's weights."""
+    def check_model(
+        self, fingerprint: str, source: str = "calibration.json", config: str | None = None
+    ) -> None:
+        """Refuse to apply this calibration to another model: other weights, or (when both
+        sides record it) the same weights under another configuration."""
         if fingerprint != self.model_fingerprint:
             raise CalibrationMismatchError(
                 f"{source} was made for another model (weights {self.model_fingerprint[:12]}, "
                 f"this model {fingerprint[:12]}): run `calibrate` for this model, or use "
                 "--threshold / --target-suppression"
+            )
+        if config and self.config_fingerprint and config != self.config_fingerprint:
+            raise CalibrationMismatchError(
+                f"{source} was made for another model (these weights, but configuration "
+                f"{self.config_fingerprint[:12]}, this model {config[:12]}: config.json edited?): "
+                "run `calibrate` for this model, or use --threshold / --target-suppression"
             )
 
 

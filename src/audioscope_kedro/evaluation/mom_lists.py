@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
+
 from audioscope_kedro.atomic import atomic_path, write_bytes, write_json, write_text
 from audioscope_kedro.data.batches import MoMSet
 from audioscope_kedro.data.clip_table import assemble_clip_table, assemble_mom_table
@@ -17,7 +19,7 @@ from audioscope_kedro.data.lists import (
     Partner,
     Split,
     parse_list_name,
-    read_mom_list,
+    read_mom_rows,
 )
 from audioscope_kedro.data.store import ClipStore, ShardBatch, build_clip_store, plan_shards
 from audioscope_kedro.evaluation import report
@@ -39,7 +41,8 @@ def _key(path: str | Path, first: ClipLabel) -> ListKey:
 class ListsEvaluation:
     metrics: dict[str, float]
     ingest_summary: dict
-    quarantine: list[str]  # one line per clip that could not be used, with the reason
+    # one line per list row or clip that could not be used, with the reason
+    quarantine: list[str]
 
 
 def evaluate_mom_lists(
@@ -54,19 +57,28 @@ def evaluate_mom_lists(
 ) -> ListsEvaluation:
     """Metrics of ``release`` on the (on, off) MoMs of ``on_mom`` and the (off, off) MoMs of
     ``off_mom`` (or their V2 counterparts, told by the file names); writes ``metrics.json``,
-    ``per_mom.parquet``, the figures, ``report.html`` and the decoded
-    ``clip_store/`` into ``out``. Raises ``ListValidationError`` naming every bad row."""
+    ``per_mom.parquet``, the figures, ``report.html``, the decoded ``clip_store/`` and
+    ``list_quarantine.csv`` (the list rows left out) into ``out``.
+
+    A bad row of a list is left out with its line and reason (in ``quarantine`` and
+    ``list_quarantine.csv``) and the rest is evaluated; a file that is no MoM list at all raises
+    ``ListFileError`` naming it. Paths are opened only inside ``video_root``."""
     out = Path(out)
     model = release.model
-    lists = {
-        _key(on_mom, ClipLabel.ONSCREEN): read_mom_list(on_mom),
-        _key(off_mom, ClipLabel.OFFSCREEN): read_mom_list(off_mom),
+    read = {
+        _key(on_mom, ClipLabel.ONSCREEN): read_mom_rows(on_mom, str(on_mom)),
+        _key(off_mom, ClipLabel.OFFSCREEN): read_mom_rows(off_mom, str(off_mom)),
     }
+    lists = {key: rows.frame for key, rows in read.items()}
+    report_rows = pd.concat([rows.report() for rows in read.values()], ignore_index=True)
+    with atomic_path(out / "list_quarantine.csv") as tmp:
+        report_rows.to_csv(tmp, index=False)
+    quarantine = [f"{r.file}: row {r.row}: {r.reason}" for r in report_rows.itertuples()]
     settings = DecodeSettings.for_media(model.config.media)
     plans = plan_shards(assemble_clip_table(lists), str(video_root), settings, 64)
     summary = build_clip_store(ShardBatch(plans, workers, settings), out / "clip_store")
     store = ClipStore(out / "clip_store")
-    quarantine = [
+    quarantine += [
         f"{r.video_path} [{r.start_time}-{r.end_time}]: {r.reason}"
         for r in store.quarantine.itertuples(index=False)
     ]

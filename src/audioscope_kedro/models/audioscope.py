@@ -44,6 +44,12 @@ class AudioScopeConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> AudioScopeConfig:
+        # An unknown key is an error, not ignored: a config.json of another version or model
+        # would otherwise load as a different network than the one that was trained.
+        known = {"media", "clip_seconds", "separator", "embedding", "attention"}
+        unknown = sorted(set(data) - known - set(MediaFormat.__dataclass_fields__))
+        if unknown:
+            raise ValueError(f"unknown keys in the AudioScope configuration: {', '.join(unknown)}")
         media = data.get("media")
         if media is None:  # config.json written before the media format had its own record
             media = {k: data[k] for k in MediaFormat.__dataclass_fields__ if k in data}

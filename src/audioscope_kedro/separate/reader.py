@@ -10,7 +10,6 @@ One pass over the container gives, in file order, blocks of
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,13 @@ import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
-from audioscope_kedro.data.decode import BadClipError, container_duration, upright_rgb
+from audioscope_kedro.data.decode import (
+    BadClipError,
+    container_duration,
+    open_container,
+    packed_channels,
+    upright_rgb,
+)
 from audioscope_kedro.media import MediaFormat
 
 
@@ -44,19 +49,9 @@ class Block:
 
 
 def open_input(path: Path) -> av.container.InputContainer:
-    """Open ``path`` for reading, or raise :class:`BadClipError` saying why not."""
-    if not path.exists():
-        raise BadClipError("missing file")
-    if path.is_dir():
-        raise BadClipError("a folder, not a video file")
-    if not os.access(path, os.R_OK):
-        raise BadClipError("unreadable file (permission denied)")
-    if path.stat().st_size == 0:
-        raise BadClipError("zero bytes")
-    try:
-        container = av.open(str(path), metadata_errors="ignore")
-    except (av.error.FFmpegError, UnicodeDecodeError, OSError) as err:
-        raise BadClipError(f"corrupt or unreadable container ({err})") from err
+    """Open ``path`` for reading, or raise :class:`BadClipError` saying why not (the same
+    checks and reasons as ingest: :func:`~audioscope_kedro.data.decode.open_container`)."""
+    container = open_container(path)
     if not container.streams.audio:
         container.close()
         raise BadClipError("no audio stream")
@@ -117,8 +112,19 @@ class FramePicker:
         return out
 
 
-def _planar(frame: av.AudioFrame) -> np.ndarray:
-    return frame.to_ndarray().astype(np.float32, copy=False)  # fltp: [C, n]
+def _samples(frame: av.AudioFrame) -> np.ndarray:
+    """``[C, n]`` float32 of a resampled (packed ``flt``) frame: see ``packed_channels``."""
+    return packed_channels(frame).astype(np.float32, copy=False)
+
+
+def _check_finite(audio: np.ndarray, rate: int, offset: int) -> None:
+    """NaN/inf samples (float PCM can carry them) are refused, never passed to the model or
+    split: the outputs must sum to the input, and a NaN has no parts. ``offset``: samples of
+    ``audio [C, n]`` before this block, at ``rate``."""
+    finite = np.isfinite(audio).all(axis=0)  # [n]
+    if not finite.all():
+        first = int(np.flatnonzero(~finite)[0])
+        raise BadClipError(f"NaN/inf audio samples (first at {(offset + first) / rate:.2f} s)")
 
 
 def read_blocks(
@@ -129,23 +135,41 @@ def read_blocks(
     """Blocks of the whole file, in demux order (see the module docstring).
 
     ``on_video_packet`` is given every video packet before it is decoded (for remuxing).
-    Raises :class:`BadClipError` when the file turns out corrupt or truncated part-way, or has
-    no decodable audio.
+    Raises :class:`BadClipError` when the file turns out corrupt or truncated part-way, has no
+    media data or no decodable audio, or its audio holds NaN/inf samples.
     """
     astream, vstream = container.streams.audio[0], container.streams.video[0]
     vstream.thread_type = "AUTO"
     # Keep the channel layout through resampling and average the channels ourselves:
     # FFmpeg's own stereo-to-mono matrix adds L and R at -3 dB each, which clips.
-    to_input = av.AudioResampler(format="fltp")
-    to_model = av.AudioResampler(format="fltp", rate=media.sample_rate)
+    to_input = av.AudioResampler(format="flt")  # packed: see packed_channels
+    to_model = av.AudioResampler(format="flt", rate=media.sample_rate)
     picker = FramePicker(media)
     audio_samples = 0
     # times are counted from the first audio sample: the outputs' sample 0
     t0 = float(astream.start_time * astream.time_base) if astream.start_time is not None else 0.0
     audio_rate = 0
+    model_samples = 0
     last_frame_time = 0.0
+    data_packets = 0
+
+    def audio_block(original: list[np.ndarray], model: list[np.ndarray]) -> Block:
+        nonlocal audio_samples, model_samples
+        block = Block(
+            audio=np.concatenate(original, axis=1) if original else None,
+            model_audio=np.concatenate(model) if model else None,
+        )
+        if block.audio is not None:
+            _check_finite(block.audio, audio_rate, audio_samples)
+            audio_samples += block.audio.shape[1]
+        if block.model_audio is not None:  # NaN/inf must never reach the model
+            _check_finite(block.model_audio[None], media.sample_rate, model_samples)
+            model_samples += block.model_audio.size
+        return block
+
     try:
         for packet in container.demux(astream, vstream):
+            data_packets += packet.size > 0
             if packet.stream.type == "video":
                 frames = []
                 for frame in packet.decode():
@@ -160,25 +184,19 @@ def read_blocks(
                 continue
             for frame in packet.decode():
                 audio_rate = frame.sample_rate
-                original = [_planar(f) for f in to_input.resample(frame)]
-                model = [_planar(f).mean(0) for f in to_model.resample(frame)]
+                original = [_samples(f) for f in to_input.resample(frame)]
+                model = [_samples(f).mean(0) for f in to_model.resample(frame)]
                 if original or model:
-                    block = Block(
-                        audio=np.concatenate(original, axis=1) if original else None,
-                        model_audio=np.concatenate(model) if model else None,
-                    )
-                    audio_samples += 0 if block.audio is None else block.audio.shape[1]
-                    yield block
+                    yield audio_block(original, model)
     except av.error.FFmpegError as err:
         raise BadClipError(f"corrupt or truncated file ({err})") from err
-    tail_in = [_planar(f) for f in to_input.resample(None)]
-    tail_model = [_planar(f).mean(0) for f in to_model.resample(None)]
+    if data_packets == 0:
+        # streams and a duration in the header, nothing after it: a cut download
+        raise BadClipError("no media data (only a header: truncated file?)")
+    tail_in = [_samples(f) for f in to_input.resample(None)]
+    tail_model = [_samples(f).mean(0) for f in to_model.resample(None)]
     if tail_in or tail_model:
-        yield Block(
-            audio=np.concatenate(tail_in, axis=1) if tail_in else None,
-            model_audio=np.concatenate(tail_model) if tail_model else None,
-        )
-        audio_samples += sum(t.shape[1] for t in tail_in)
+        yield audio_block(tail_in, tail_model)
     if audio_samples == 0:
         raise BadClipError("no decodable audio")
     end = max(last_frame_time, audio_samples / max(audio_rate, 1))

@@ -254,6 +254,13 @@ class _Job:
             return
         with self.clock("model"):
             sources, logits = separator(batch)
+        if not (np.isfinite(sources).all() and np.isfinite(logits).all()):
+            # never written out: NaN in a stem would also break on + off == input
+            start = batch[0].index * self.hop_s
+            raise RuntimeError(
+                f"the model gave NaN/inf for the windows from {start:.2f} s (its input was "
+                "finite: a model or device fault)"
+            )
         for window, s, lg in zip(batch, sources, logits, strict=True):
             with self.clock("split"):
                 chunks = self.stitcher.push(Separated(window, s, lg))

@@ -94,9 +94,10 @@ class RemuxWriter:
             return
         if self.downmix:  # more channels than AAC layouts name: stereo from the mean
             chunk = np.repeat(chunk.mean(0, keepdims=True), 2, axis=0)
-        frame = av.AudioFrame.from_ndarray(
-            np.ascontiguousarray(chunk, dtype=np.float32), format="fltp", layout=self.layout
-        )
+        # packed samples (the encoder's resampler makes them planar): PyAV 18 miscounts the
+        # planes of an 8-channel planar frame and writes past the array given
+        packed = np.ascontiguousarray(chunk.T, dtype=np.float32).reshape(1, -1)
+        frame = av.AudioFrame.from_ndarray(packed, format="flt", layout=self.layout)
         frame.sample_rate, frame.pts = self.sample_rate, self.pts
         self.pts += chunk.shape[-1]
         self.container.mux(self.audio.encode(frame))
