@@ -176,7 +176,7 @@ class RunLockHooks:
         for name in sorted(pipeline.all_outputs()):
             dataset = catalog.get(name)
             if specs and isinstance(dataset, ClipStoreDataset):
-                store = Path(dataset._describe()["path"])
+                store = dataset.path
                 locks.append(RunLock(store_lock_path(store), what, per_node, node_locks))
         stack = ExitStack()
         try:

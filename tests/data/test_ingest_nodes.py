@@ -30,6 +30,7 @@ from audioscope_kedro.data.store import (
 from audioscope_kedro.datasets.clip_store_dataset import ClipStoreDataset
 from audioscope_kedro.parameters import ParameterError, parse
 from audioscope_kedro.pipelines.ingest import create_pipeline
+from audioscope_kedro.run_lock import RunLock
 from tests.helpers import conf_parameters, run_in_memory
 
 SETTINGS = DecodeSettings(sample_rate=8000, fps=4.0, frame_height=8, frame_width=8)
@@ -111,10 +112,12 @@ def test_a_store_missing_a_node_is_not_merged(video_root, tmp_path):
     (root / "plans" / "plan-0001-of-0003.json").unlink()
     build_clip_store(job(video_root, PATHS, node_rank=2, num_nodes=3), root)
     # another node holds the merge lock (it finished at the same moment): this one leaves it
-    (root / "nodes" / "merging.lock").touch()
+    other_node = RunLock(root / "nodes" / "merging.lock", what="another node's merge").acquire()
     held = build_clip_store(job(video_root, PATHS, node_rank=1, num_nodes=3), root)
     assert held["merged"] is False
-    (root / "nodes" / "merging.lock").unlink()
+    other_node.release()
+    # the lock file a killed merging node left behind is no lock: the next node merges
+    assert (root / "nodes" / "merging.lock").exists()
     last = build_clip_store(job(video_root, PATHS, node_rank=1, num_nodes=3), root)
     assert last["merged"] is True and last["shards_built"] == 0
     assert len(ClipStoreDataset(str(root)).load()) == 5

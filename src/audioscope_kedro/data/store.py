@@ -38,7 +38,6 @@ from __future__ import annotations
 import hashlib
 import json
 import multiprocessing
-import os
 import shutil
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -65,6 +64,7 @@ from audioscope_kedro.data.shard_format import (
     join,
     write_tar,
 )
+from audioscope_kedro.run_lock import AlreadyRunningError, RunLock
 
 INDEX_FILE = "index.parquet"
 QUARANTINE_FILE = "quarantine.csv"
@@ -461,20 +461,22 @@ def build_clip_store(batch: ShardBatch | IngestJob, root: str | Path) -> dict:
         {"plan": batch.fingerprint, "shards": sorted(names)},
     )
     # the last node to finish finds every shard there and merges; of two that finish together
-    # only the one that creates the lock file merges (O_EXCL: atomic on a shared file system)
+    # only the one that takes the lock merges. A flock, not a file created with O_EXCL: the
+    # kernel drops it when its holder dies, so a node killed while merging leaves no stale lock
+    # that would stop every later node from merging (the merge itself is atomic and idempotent).
     merged = False
     if all(shard_is_current(shards_dir, p) for p in batch.plans):
-        lock = root / NODES_DIR / MERGE_LOCK
+        lock = RunLock(root / NODES_DIR / MERGE_LOCK, what=f"merging the clip store {root}")
         try:
-            os.close(os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-        except FileExistsError:
+            lock.acquire()
+        except AlreadyRunningError:
             pass  # another node is merging
         else:
             try:
                 merge_clip_store(root)
                 merged = True
             finally:
-                lock.unlink(missing_ok=True)
+                lock.release()
     return {**summary, "node": f"{batch.node_rank}/{batch.num_nodes}", "merged": merged}
 
 

@@ -28,6 +28,11 @@ class ClipStoreDataset(AbstractDataset[ShardBatch | IngestJob, ClipStore]):
         self._path = Path(path)
         self.metadata = metadata
 
+    @property
+    def path(self) -> Path:
+        """The store's folder (the run lock of a run that writes it sits beside it)."""
+        return self._path
+
     def load(self) -> ClipStore:
         waiting = pending_nodes(self._path)
         if waiting:
