@@ -531,8 +531,6 @@ def merge_clip_store(root: str | Path) -> dict:
     # counts and offsets as integers (quarantined rows, which lack them, made them floats);
     # a streaming reader filters the index on `shard`
     ok = ok.astype({c: "int64" for c in INTEGER_COLUMNS if c in ok.columns})
-    with atomic_path(root / INDEX_FILE) as tmp:
-        ok.to_parquet(tmp, index=False, row_group_size=INDEX_ROW_GROUP)
     quarantine_cols = ["video_path", "start_time", "end_time", "reason"]
     bad_out = bad[quarantine_cols] if len(bad) else pd.DataFrame(columns=quarantine_cols)
     with atomic_path(root / QUARANTINE_FILE) as tmp:
@@ -550,6 +548,11 @@ def merge_clip_store(root: str | Path) -> dict:
         per_shard.to_parquet(tmp, index=False)
     write_json(root / SETTINGS_FILE, meta["settings"])
     write_json(root / FORMAT_FILE, {"format": meta["format"], "codec": meta["codec"]})
+    # the index last: readers (and ClipStoreDataset.exists) take the store as there when the
+    # index is, so everything it needs must be written before it (a kill in between would
+    # leave an index without settings.json)
+    with atomic_path(root / INDEX_FILE) as tmp:
+        ok.to_parquet(tmp, index=False, row_group_size=INDEX_ROW_GROUP)
     for old in shards_dir.glob("shard-*"):
         if old.name not in expected:
             shutil.rmtree(old, ignore_errors=True)

@@ -68,7 +68,11 @@ def save_model(module: nn.Module, folder: str | Path) -> None:
     new weights and the old config, whose checksum then refuses them."""
     folder = Path(folder)
     with atomic_path(folder / WEIGHTS_FILE) as tmp:
-        torch.save(module.state_dict(), tmp)
+        with open(tmp, "wb") as handle:
+            # a file object, not the path: torch names the archive's records after the file
+            # (here the temporary name, with its pid), so the same weights would give other
+            # bytes (and another checksum) in every process
+            torch.save(module.state_dict(), handle)
         checksum = file_sha256(tmp)
     config = {"kind": kind_of(module), **dataclasses.asdict(module.config), CHECKSUM_KEY: checksum}
     write_json(folder / CONFIG_FILE, config)

@@ -10,12 +10,15 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from audioscope_kedro.atomic import atomic_path
+
+log = logging.getLogger(__name__)
 
 
 class CheckpointStore:
@@ -25,23 +28,44 @@ class CheckpointStore:
         self.folder = Path(folder)
 
     def paths(self) -> list[Path]:
+        """The checkpoints, oldest first. Only complete files carry the ``step-*.pt`` name: a
+        write interrupted by a kill leaves a hidden temporary (``atomic``), never listed."""
         return sorted(self.folder.glob("step-*.pt")) if self.folder.exists() else []
 
     def latest(self) -> dict | None:
+        """The newest checkpoint that loads (``weights_only``: tensors and plain data, never
+        pickled objects). One that does not load (damaged on disk, or not a checkpoint of this
+        code) is reported and the one before it is used."""
         for path in reversed(self.paths()):
             try:
                 return torch.load(path, map_location="cpu", weights_only=True)
-            except Exception:  # noqa: BLE001 - a damaged file: fall back to the one before
-                continue
+            except Exception as err:  # noqa: BLE001 - any unreadable file: try the one before
+                log.warning(
+                    "checkpoint %s cannot be read (%s: %s); resuming from the one before it",
+                    path,
+                    type(err).__name__,
+                    str(err).splitlines()[0] if str(err) else "",
+                )
         return None
 
     def save(self, step: int, state: dict, keep: int = 2) -> Path:
+        """Write ``step-<step>.pt`` atomically, then drop all but the newest ``keep``: a kill at
+        any moment leaves at least the previous checkpoint whole; a full disk raises
+        ``atomic.DiskFullError`` and leaves the checkpoints as they were."""
         final = self.folder / f"step-{step:07d}.pt"
-        with atomic_path(final) as tmp:
-            torch.save(state, tmp)
+        with atomic_path(final) as tmp, open(tmp, "wb") as handle:
+            # a file object, not the path: torch names the archive's records after the file
+            # (here the temporary name, with its pid), so one state would give other bytes in
+            # every process
+            torch.save(state, handle)
+        self.prune(keep)
+        return final
+
+    def prune(self, keep: int) -> None:
+        """Drop all but the newest ``keep`` checkpoints (also what a run killed between a save
+        and its pruning left: the resumed run prunes when it starts)."""
         for old in self.paths()[:-keep]:
             old.unlink(missing_ok=True)
-        return final
 
     def clear(self) -> None:
         for path in self.paths():

@@ -104,6 +104,8 @@ def train_loop(
         devices.set_rng_state(state, where)
         start, curve = int(state["step"]), list(state["curve"])
         sums, count = dict(state["sums"]), int(state["count"])
+        if main:  # a kill between a save and its pruning left one checkpoint too many
+            checkpoints.prune(settings.keep_checkpoints)
     elif state is not None and main:
         tqdm.write(
             f"{desc}: checkpoints in {checkpoints.folder} are from another configuration; starting afresh"

@@ -29,17 +29,28 @@ not see it), so every rule below is decided from what the storage holds:
   the storage.
 
 Every trial records the worker that took it (``host:pid``) in its user attribute ``worker``.
+
+**A worker killed part-way** (SIGKILL, a lost machine) leaves its trial RUNNING. A worker
+started later on the same host takes it over before it takes a new trial (:func:`adopt_trial`:
+the recorded worker's process is gone), under a file lock so that two starting workers do not
+both take it, and trains it again from the trial's checkpoints. Sampling is a pure function of
+the seed, the trial's number and the finished trials (:class:`TrialSeededSampler`), so a study
+killed and started again ends with the trials of an uninterrupted one.
 """
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
 import logging
 import os
 import socket
+import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -48,6 +59,9 @@ from urllib.parse import urlsplit, urlunsplit
 import optuna
 from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial, TrialState
+
+from audioscope_kedro.atomic import process_alive
+from audioscope_kedro.run_lock import AlreadyRunningError, RunLock
 
 log = logging.getLogger(__name__)
 
@@ -83,14 +97,68 @@ def is_shared(spec: str) -> bool:
     return not spec.startswith("sqlite")
 
 
+def _mixed_seed(*parts: Any) -> int:
+    digest = hashlib.sha256(":".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:4], "little")
+
+
 def worker_seed(seed: int, spec: str) -> int:
     """The sampler seed of this worker. On SQLite (one process) the seed alone; on a shared
     storage the seed mixed with the worker's identity, or all workers would sample the same
     configurations."""
     if not is_shared(spec):
         return seed
-    digest = hashlib.sha256(f"{seed}:{worker_id()}".encode()).digest()
-    return int.from_bytes(digest[:4], "little")
+    return _mixed_seed(seed, worker_id())
+
+
+class TrialSeededSampler(optuna.samplers.BaseSampler):
+    """Optuna's TPE sampler, with each draw seeded by ``(seed, trial number, parameter)``.
+
+    A ``TPESampler(seed=...)`` draws from one random stream that a restarted process begins
+    afresh, so a study resumed after a kill (or run in several sessions) would sample other
+    values than one uninterrupted session. Here every draw is made by a TPE sampler seeded for
+    that draw: what TPE learns comes from the study's finished trials, never from the state of
+    the sampler, so a trial's values are a pure function of the seed, its number and the trials
+    before it, whichever process draws them (also the rest of a trial whose ``ask`` a kill cut
+    short). ``tpe`` are ``TPESampler``'s keyword arguments."""
+
+    def __init__(self, seed: int, **tpe: Any):
+        self._seed = seed
+        self._tpe_kwargs = tpe
+
+    def _tpe(self, trial: FrozenTrial, draw: str) -> optuna.samplers.TPESampler:
+        seed = _mixed_seed(self._seed, trial.number, draw)
+        return optuna.samplers.TPESampler(seed=seed, **self._tpe_kwargs)
+
+    def infer_relative_search_space(
+        self, study: optuna.Study, trial: FrozenTrial
+    ) -> dict[str, BaseDistribution]:
+        return self._tpe(trial, "relative").infer_relative_search_space(study, trial)
+
+    def sample_relative(
+        self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        return self._tpe(trial, "relative").sample_relative(study, trial, search_space)
+
+    def sample_independent(
+        self,
+        study: optuna.Study,
+        trial: FrozenTrial,
+        param_name: str,
+        param_distribution: BaseDistribution,
+    ) -> Any:
+        tpe = self._tpe(trial, f"param:{param_name}")
+        return tpe.sample_independent(study, trial, param_name, param_distribution)
+
+    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        self._tpe(trial, "").before_trial(study, trial)
+
+    def after_trial(self, study, trial, state, values) -> None:  # noqa: ANN001 - BaseSampler's
+        self._tpe(trial, "").after_trial(study, trial, state, values)
+
+    def reseed_rng(self) -> None:
+        """Nothing to reseed: every draw is seeded from the trial (``optuna`` calls this in
+        the processes of ``n_jobs``, which this project does not use)."""
 
 
 def database_url(spec: str) -> str:
@@ -248,19 +316,131 @@ def _tell_repeat(study: optuna.Study, trial: optuna.Trial, original: FrozenTrial
         study.tell(trial, state=TrialState.PRUNED)
 
 
+@contextmanager
+def claim_lock(path: Path) -> Iterator[None]:
+    """Hold the exclusive lock ``path`` (``run_lock.RunLock``: a flock the kernel drops when
+    its process dies), waiting while another worker holds it: claiming a trial takes
+    milliseconds."""
+    lock = RunLock(path, "a tune worker taking over an abandoned trial")
+    while True:
+        try:
+            lock.acquire()
+            break
+        except AlreadyRunningError:
+            time.sleep(POLL_S)
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def storage_home(spec: str) -> Path:
+    """Where this host keeps the files that go with a study storage (its locks, its trials'
+    checkpoints): the storage file itself for ``sqlite:///`` and ``journal:``, a folder of
+    the temporary directory named after the URL for a database."""
+    if spec.startswith("sqlite:///"):
+        return Path(spec.removeprefix("sqlite:///"))
+    if spec.startswith("journal:"):
+        return Path(spec.removeprefix("journal:"))
+    digest = hashlib.sha1(spec.encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"audioscope-tune-{digest}"
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """How a starting worker takes over the trials that killed workers left RUNNING.
+
+    ``lock``: held while a trial is claimed (:func:`claim_lock`: one claimer at a time on
+    this host).
+    ``unmarked_after_s``: a RUNNING trial that never recorded its worker (killed between
+    ``ask`` and the record) is abandoned after this many seconds; 0 where this worker holds
+    the storage alone (SQLite under its run lock).
+    """
+
+    lock: Path
+    unmarked_after_s: float = DECISION_WAIT_S
+
+
+def abandoned(trial: FrozenTrial, unmarked_after_s: float = DECISION_WAIT_S) -> bool:
+    """Whether a RUNNING trial's worker is gone: a process of this host that no longer runs
+    (workers of other hosts cannot be checked from here), or no worker recorded for longer
+    than ``unmarked_after_s``."""
+    if trial.state != TrialState.RUNNING:
+        return False
+    worker = trial.user_attrs.get(TrialAttr.WORKER)
+    if worker is None:
+        start = trial.datetime_start
+        age = (datetime.datetime.now() - start).total_seconds() if start else float("inf")
+        return age >= unmarked_after_s
+    host, _, pid = str(worker).rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    return int(pid) != os.getpid() and not process_alive(int(pid))
+
+
+def adopt_trial(
+    study: optuna.Study,
+    distributions: Mapping[str, BaseDistribution],
+    recovery: Recovery,
+) -> optuna.Trial | None:
+    """The first trial a gone worker left RUNNING, now recorded as this worker's (with the
+    values its ``ask`` had not drawn yet, if it was killed in there), or None."""
+    if not any(
+        abandoned(t, recovery.unmarked_after_s)
+        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    ):
+        return None
+    with claim_lock(recovery.lock):
+        # read again under the lock: another starting worker may have taken it meanwhile
+        for frozen in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if abandoned(frozen, recovery.unmarked_after_s):
+                # the Trial of an existing id, as study.ask builds it (no public accessor)
+                trial = optuna.Trial(study, frozen._trial_id)  # noqa: SLF001
+                previous = frozen.user_attrs.get(TrialAttr.WORKER, "an unrecorded worker")
+                _mark(trial, TrialAttr.WORKER, worker_id())
+                break
+        else:
+            return None
+    for name, distribution in distributions.items():
+        trial._suggest(name, distribution)  # noqa: SLF001 - as study.ask; drawn ones are kept
+    log.warning(
+        "trial %d was left running by %s, which is gone: this worker resumes it",
+        trial.number,
+        previous,
+    )
+    return trial
+
+
+def _next_trial(
+    study: optuna.Study,
+    distributions: Mapping[str, BaseDistribution],
+    n_trials: int,
+    recovery: Recovery | None,
+) -> optuna.Trial | None:
+    """An abandoned trial to resume (within the budget), else a new one, else None."""
+    while recovery is not None and (trial := adopt_trial(study, distributions, recovery)):
+        if within_budget(study, trial.number, n_trials):
+            return trial
+        _mark(trial, TrialAttr.BEYOND_BUDGET, True)  # its ask was killed before this check
+        study.tell(trial, state=TrialState.FAIL)
+    return take_trial(study, distributions, n_trials)
+
+
 def run_worker(
     study: optuna.Study,
     distributions: Mapping[str, BaseDistribution],
     n_trials: int,
     objective: Callable[[optuna.Trial, dict], float],
     configure: Callable[[dict], dict] = dict,
+    recovery: Recovery | None = None,
 ) -> int:
     """Take trials until the study's budget of ``n_trials`` is taken; returns how many this
     worker trained. ``configure(params)`` gives the values that make a trial's configuration
     (two trials that give the same are one configuration); ``objective(trial, configuration)``
-    trains it and may raise ``optuna.TrialPruned``."""
+    trains it and may raise ``optuna.TrialPruned``. With ``recovery``, trials that killed
+    workers left RUNNING are resumed first (:func:`adopt_trial`)."""
     trained = 0
-    while (trial := take_trial(study, distributions, n_trials)) is not None:
+    while (trial := _next_trial(study, distributions, n_trials, recovery)) is not None:
         told = False
         try:
             configuration = configure(trial.params)
