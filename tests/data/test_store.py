@@ -1,6 +1,7 @@
 """The clip store: shards decoded from a clip table, resumable, quarantining bad clips."""
 
 import json
+import pickle
 import shutil
 
 import numpy as np
@@ -147,3 +148,23 @@ def test_webdataset_store_holds_the_same_clips(video_root, tmp_path):
     for cid in npy.index["clip_id"]:
         np.testing.assert_array_equal(converted.audio(cid), compact.audio(cid))
         np.testing.assert_array_equal(converted.frames(cid), compact.frames(cid))
+
+
+def test_a_store_pickles_by_its_folder(video_root, tmp_path):
+    """A store sent to a DataLoader or DDP worker travels as its folder: the pickle does not
+    grow with the clips this process has read, and the other side reads the same clips."""
+    table = clip_table(["v0.mp4", "v1.mp4", "v2.mp4"])
+    for name, codec in {"npy": None, "tar": TarCodec(AudioCodec.INT16, FrameCodec.RAW)}.items():
+        plans = plan_shards(table, str(video_root), SETTINGS, 2, codec)
+        build_clip_store(ShardBatch(plans, 1, SETTINGS, codec), tmp_path / name)
+        store = ClipStore(tmp_path / name)
+        fresh = len(pickle.dumps(store))
+        for i in range(len(store)):
+            store.audio(i), store.frames(i)  # map or read every shard
+        payload = pickle.dumps(store)
+        assert len(payload) == fresh < 1000
+        back = pickle.loads(payload)
+        assert type(back) is type(store) and back.root == store.root
+        for i in range(len(store)):
+            np.testing.assert_array_equal(back.audio(i), store.audio(i))
+            np.testing.assert_array_equal(back.frames(i), store.frames(i))

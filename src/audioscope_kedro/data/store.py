@@ -611,6 +611,12 @@ class ClipStore:
         self._row_of = {cid: i for i, cid in enumerate(self.index["clip_id"])}
         self._arrays: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
+    def __reduce__(self):
+        # pickled by its folder (or URL), re-opened on the other side: a DataLoader or DDP
+        # worker reads the shards itself instead of receiving a copy of the memory-mapped
+        # arrays this process has touched, and a WebDataset store its own fsspec handles
+        return ClipStore, (self.root,)
+
     def __len__(self) -> int:
         return len(self.index)
 

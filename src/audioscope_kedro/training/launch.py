@@ -14,14 +14,12 @@ import pickle
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
 from torch.distributed.elastic.multiprocessing.errors import record
 
 from audioscope_kedro import device as devices
-from audioscope_kedro.data.store import ClipStore
 
 R = TypeVar("R")
 
@@ -62,7 +60,7 @@ def run(settings: DistributedSettings, fn: Callable[..., R], *args: Any, **kwarg
         monitor_interval=0.1,
         start_method="spawn",  # no fork of a process that holds threads and open files
     )
-    task = (fn, tuple(_portable(a) for a in args), {k: _portable(v) for k, v in kwargs.items()})
+    task = (fn, args, kwargs)  # a ClipStore pickles by its folder (ClipStore.__reduce__)
     results = elastic_launch(config, _worker)(task, settings.nproc_per_node)
     return pickle.loads(results[0])
 
@@ -76,23 +74,7 @@ def _worker(task: tuple, nproc_per_node: int) -> bytes | None:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
         torch.set_num_threads(max(1, (cores or 1) // nproc_per_node))
     try:
-        result = fn(*(_restored(a) for a in args), **{k: _restored(v) for k, v in kwargs.items()})
+        result = fn(*args, **kwargs)
     finally:
         devices.destroy()
     return pickle.dumps(result) if devices.is_main() else None
-
-
-@dataclass(frozen=True)
-class _StoreAt:
-    """A clip store sent to a worker by its folder: pickling the store itself would copy its
-    memory-mapped shards into every worker."""
-
-    root: str | Path  # a folder, or a URL (WebDataset stores)
-
-
-def _portable(value: Any) -> Any:
-    return _StoreAt(value.root) if isinstance(value, ClipStore) else value
-
-
-def _restored(value: Any) -> Any:
-    return ClipStore(value.root) if isinstance(value, _StoreAt) else value
