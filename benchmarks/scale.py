@@ -3,6 +3,7 @@ clip takes in each format, and the streaming readers people run, on this machine
 
     .venv/bin/python benchmarks/scale.py sizes [--sizes 1000 20000 200000] [--examples 20000]
     .venv/bin/python benchmarks/scale.py real            # bytes per V2 clip, from ../shared videos
+    .venv/bin/python benchmarks/scale.py training DATA [--steps 60] [--repeats 2]
     /tmp/fmtvenv/bin/python benchmarks/scale.py formats [--clips 20000]   # + LitData, MosaicML
 
 ``sizes``: for each size a store of small generated clips (TINY below: 0.5 s at 8 kHz, two
@@ -23,8 +24,11 @@ workers, peak RSS, bytes per clip, and the time to write.
 from the real videos of ``../shared/data/real_videos`` (skipped when absent), and the total for
 AudioScopeV2's 4.8 million clips.
 
-The training figures (steps/s with 1 and 2 processes, the loader's share of a step) belong to
-the DDP training benchmark: see :func:`training_steps`, the hook it fills.
+``training DATA``: ``train`` steps/s with the demo configuration in three layouts, 1 process
+on 1 thread (the baseline), 2 DDP processes on 1 thread each, 1 process on 2 threads, each in a
+fresh process, ``--repeats`` times; DATA holds the demo's ``clip_store/``,
+``mom_table.parquet``, ``coincidence_scores.parquet`` and ``pretrained_separator/`` (e.g.
+links into ``data/demo/``). The loader's share of a step is not measured yet.
 """
 
 from __future__ import annotations
@@ -57,6 +61,8 @@ from audioscope_kedro.data.shard_format import (
     write_tar,
 )
 from audioscope_kedro.data.store import clip_id, write_clip_store
+
+ROOT = Path(__file__).resolve().parents[1]
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "real_videos"
 TINY = DecodeSettings(sample_rate=8000, fps=4.0, frame_height=16, frame_width=16)
@@ -448,18 +454,88 @@ def run_real() -> list[dict]:
     return rows
 
 
-# ----------------------------------------------------------- the hook for the training figures
+# ------------------------------------------------------------------------- training steps/s
+
+# (processes, torch threads per process) of each layout measured, the first is the baseline
+TRAIN_LAYOUTS = [(1, 1), (2, 1), (1, 2)]
 
 
-def training_steps(store: str, processes: int, workers: int, steps: int) -> dict:
-    """TRAINING HOOK (to be filled by the DDP training benchmark, not part of the data
-    benchmark): training steps/s with ``processes`` = 1 and 2 ranks on this CPU, and the
-    loader's share of a step (time waiting for ``next(loader)`` / time of a step), with the
-    loader of :func:`make_loader` (``reader="stream"``) over ``store``. Goal of issue 12: the
-    loader never more than 5% of a step; report the 2-process scaling efficiency."""
-    raise NotImplementedError(
-        "training steps/s and the loader's share are measured by the DDP training benchmark"
-    )
+def training_steps(data: str, processes: int, steps: int) -> dict:
+    """Steps/s of ``train`` (the demo configuration, global batch 16) with ``processes`` DDP
+    ranks (gloo) over the demo's store and tables in ``data`` (``clip_store/``,
+    ``mom_table.parquet``, ``coincidence_scores.parquet``, ``pretrained_separator/``); the
+    threads per process come from ``OMP_NUM_THREADS``, set by :func:`run_training`."""
+    from kedro.config import OmegaConfigLoader
+
+    from audioscope_kedro.data.store import ClipStore
+    from audioscope_kedro.models.persistence import load_model
+    from audioscope_kedro.parameters import merge
+    from audioscope_kedro.settings import CONFIG_LOADER_ARGS
+    from audioscope_kedro.training.audioscope import fit_audioscope, training_setup
+    from audioscope_kedro.training.checkpoints import CheckpointStore
+    from audioscope_kedro.training.launch import DistributedSettings, run
+
+    conf = OmegaConfigLoader(str(ROOT / "conf"), env="demo", **CONFIG_LOADER_ARGS)
+    params = conf["parameters"]
+    store = ClipStore(f"{data}/clip_store")
+    loop = {"steps": steps, "validate_every": steps, "checkpoint_every": steps}
+    train = merge(params["train"], {"loop": loop})
+    settings, config = training_setup(train, params["model"], {}, store, params["clip_seconds"])
+    with tempfile.TemporaryDirectory() as folder:
+        _, curve = run(
+            DistributedSettings(processes),
+            fit_audioscope,
+            store,
+            pd.read_parquet(f"{data}/mom_table.parquet"),
+            pd.read_parquet(f"{data}/coincidence_scores.parquet"),
+            load_model(f"{data}/pretrained_separator", "separator"),
+            CheckpointStore(folder),
+            settings,
+            config,
+        )
+    return {"steps_per_s": float(curve["steps_per_s"].iloc[-1])}
+
+
+def run_training(data: str, steps: int, repeats: int) -> list[dict]:
+    """Every layout of :data:`TRAIN_LAYOUTS`, ``repeats`` times in turn, each in a fresh
+    interpreter; prints steps/s and the ratio to 1 process on 1 thread (for 2 processes on 2
+    cores, the ratio / 2 is the scaling efficiency)."""
+    rows = []
+    for repeat in range(repeats):
+        for processes, threads in TRAIN_LAYOUTS:
+            env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+            out = subprocess.run(
+                [sys.executable, __file__, "_train", data, str(processes), str(steps)],
+                capture_output=True,
+                text=True,
+                check=False,
+                env=env,
+                cwd=ROOT,
+            )
+            if out.returncode:
+                raise RuntimeError(f"training {processes}x{threads} failed:\n{out.stderr[-3000:]}")
+            value = json.loads(out.stdout.strip().splitlines()[-1])["steps_per_s"]
+            rows.append(
+                {
+                    "processes": processes,
+                    "threads": threads,
+                    "repeat": repeat,
+                    "steps_per_s": value,
+                    "load": os.getloadavg()[0],
+                }
+            )
+            print(
+                f"{processes} process(es) x {threads} thread(s): {value:.2f} steps/s "
+                f"(load average {rows[-1]['load']:.1f})",
+                flush=True,
+            )
+    table = pd.DataFrame(rows)
+    means = table.groupby(["processes", "threads"], sort=False)["steps_per_s"].mean()
+    base = means.loc[TRAIN_LAYOUTS[0]]
+    print("\nmean steps/s (global batch 16) and ratio to 1 process x 1 thread:")
+    for (processes, threads), value in means.items():
+        print(f"  {processes} x {threads}: {value:.2f}  ({value / base:.2f}x)")
+    return rows
 
 
 def main() -> None:
@@ -476,6 +552,18 @@ def main() -> None:
     formats.add_argument("--clips", type=int, default=20000)
     formats.add_argument("--out", type=Path, default=None)
     commands.add_parser("real")
+    training = commands.add_parser("training")
+    training.add_argument(
+        "data",
+        help="a folder with the demo's clip_store/, mom_table.parquet, "
+        "coincidence_scores.parquet and pretrained_separator/",
+    )
+    training.add_argument("--steps", type=int, default=60)
+    training.add_argument("--repeats", type=int, default=2)
+    train_one = commands.add_parser("_train")  # one layout in a fresh process
+    train_one.add_argument("data")
+    train_one.add_argument("processes", type=int)
+    train_one.add_argument("steps", type=int)
     measure = commands.add_parser("_measure")  # one measurement in a fresh process
     measure.add_argument("what", choices=["moms", "clips"])
     measure.add_argument("root")
@@ -495,6 +583,12 @@ def main() -> None:
         return
     if args.command == "real":
         run_real()
+        return
+    if args.command == "_train":
+        print(json.dumps(training_steps(args.data, args.processes, args.steps)))
+        return
+    if args.command == "training":
+        run_training(args.data, args.steps, args.repeats)
         return
     with tempfile.TemporaryDirectory(dir=args.out) as tmp:
         if args.command == "sizes":
