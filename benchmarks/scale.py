@@ -303,6 +303,18 @@ def in_fresh_process(*args: str) -> dict:
 # --------------------------------------------------------------------------------- the reports
 
 
+def measured_row(m: dict, workers: int, root: Path, n: int, write_s: float) -> dict:
+    """The columns every read measurement reports: peak RSS of the main process and of the
+    largest worker, the RSS after imports (the baseline), bytes per clip, write speed."""
+    return {
+        "rss_main_mb": round(m["rss_main_mb"]),
+        "rss_worker_mb": round(m["rss_worker_mb"]) if workers else 0,
+        "rss_after_imports_mb": round(m["rss_after_imports_mb"]),
+        "bytes_per_clip": round(shard_bytes(root) / n),
+        "write_clips_per_s": round(n / write_s),
+    }
+
+
 def run_sizes(sizes: list[int], examples: int, folder: Path) -> list[dict]:
     rows = []
     for n in sizes:
@@ -320,12 +332,8 @@ def run_sizes(sizes: list[int], examples: int, folder: Path) -> list[dict]:
                     "reader": reader,
                     "workers": workers,
                     "moms_per_s": round(m["per_s"]),
-                    "rss_main_mb": round(m["rss_main_mb"]),
-                    "rss_worker_mb": round(m["rss_worker_mb"]) if workers else 0,
-                    "rss_after_imports_mb": round(m["rss_after_imports_mb"]),
-                    "bytes_per_clip": round(shard_bytes(root) / n),
+                    **measured_row(m, workers, root, n, write_s),
                     "index_mb": round(folder_bytes(root) / 2**20 - shard_bytes(root) / 2**20, 1),
-                    "write_clips_per_s": round(n / write_s),
                 }
                 print(json.dumps(row), flush=True)
                 rows.append(row)
@@ -380,11 +388,7 @@ def run_formats(n: int, folder: Path) -> list[dict]:
                 "format": fmt,
                 "workers": workers,
                 "clips_per_s": round(m["per_s"]),
-                "rss_main_mb": round(m["rss_main_mb"]),
-                "rss_worker_mb": round(m["rss_worker_mb"]) if workers else 0,
-                "rss_after_imports_mb": round(m["rss_after_imports_mb"]),
-                "bytes_per_clip": round(shard_bytes(root) / n),
-                "write_clips_per_s": round(n / write_s),
+                **measured_row(m, workers, root, n, write_s),
             }
             print(json.dumps(row), flush=True)
             rows.append(row)
