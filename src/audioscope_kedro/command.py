@@ -127,8 +127,7 @@ def cmd_separate(args: argparse.Namespace) -> int:
             continue
         finally:
             bar.close()
-        t = report.timings
-        rtf = (t.decode + t.model + t.split + t.encode) / max(report.duration, 1e-9)
+        rtf = report.timings.total / max(report.duration, 1e-9)
         tqdm.write(
             f"{video}: {report.duration:.1f} s, {report.windows} windows -> {report.folder} "
             f"(real-time factor {rtf:.3f})"

@@ -94,6 +94,51 @@ def model_separator(model: torch.nn.Module, device: torch.device) -> Separator:
     return run
 
 
+class SampleQueue:
+    """A stream of ``[channels, n]`` samples appended in pieces and read in spans.
+
+    The pieces are joined only when a span is read: joining on every decoded block copied the
+    whole held buffer each time (one window of 44.1 kHz stereo per AAC frame), the costliest
+    line of a separation after the model."""
+
+    def __init__(self, channels: int):
+        self.channels = channels
+        self.pieces: list[np.ndarray] = []
+        self.offset = 0  # absolute index of the first held sample
+        self.held = 0
+
+    @property
+    def total(self) -> int:
+        """Samples appended so far (absolute end of the stream)."""
+        return self.offset + self.held
+
+    def append(self, piece: np.ndarray) -> None:
+        if piece.shape[-1]:
+            self.pieces.append(piece)
+            self.held += piece.shape[-1]
+
+    def span(self, start: int, length: int) -> np.ndarray:
+        """Samples ``[start, start + length)`` (absolute, not before ``offset``), zero-padded
+        past the end: ``[channels, length]`` float32."""
+        if len(self.pieces) > 1:
+            self.pieces = [np.concatenate(self.pieces, axis=-1)]
+        out = np.zeros((self.channels, length), np.float32)
+        if self.pieces:
+            piece = self.pieces[0][:, start - self.offset : start - self.offset + length]
+            out[:, : piece.shape[1]] = piece
+        return out
+
+    def drop_before(self, position: int) -> None:
+        """Forget the samples before absolute ``position``."""
+        drop = max(0, min(position - self.offset, self.held))
+        if not drop:
+            return
+        if len(self.pieces) > 1:
+            self.pieces = [np.concatenate(self.pieces, axis=-1)]
+        self.pieces = [self.pieces[0][:, drop:]]
+        self.offset, self.held = self.offset + drop, self.held - drop
+
+
 class Windower:
     """Decoded :class:`Block` s in, complete :class:`Window` s out, in order."""
 
@@ -101,10 +146,8 @@ class Windower:
         self.g = geometry
         self.channels = channels
         self.frame_shape = frame_shape
-        self.model = np.zeros(0, np.float32)
-        self.model_offset = 0  # absolute model sample of self.model[0]
-        self.input = np.zeros((channels, 0), np.float32)
-        self.input_offset = 0
+        self.model = SampleQueue(1)  # mono, model rate
+        self.input = SampleQueue(channels)  # the input's channels and rate
         self.frames: dict[int, np.ndarray] = {}
         self.last_frame: np.ndarray | None = None
         self.last_frame_index = -1
@@ -113,20 +156,20 @@ class Windower:
 
     @property
     def model_total(self) -> int:
-        return self.model_offset + self.model.size
+        return self.model.total
 
     @property
     def input_total(self) -> int:
-        return self.input_offset + self.input.shape[1]
+        return self.input.total
 
     def push(self, block: Block) -> list[Window]:
         if block.model_audio is not None:
-            self.model = np.concatenate([self.model, block.model_audio])
+            self.model.append(block.model_audio[None])
         if block.audio is not None:
             audio = block.audio
             if audio.shape[0] != self.channels:  # a mid-stream layout change: fit it
                 audio = np.resize(audio.mean(0, keepdims=True), (self.channels, audio.shape[1]))
-            self.input = np.concatenate([self.input, audio], axis=1)
+            self.input.append(audio)
         for k, rgb in block.frames or []:
             self.frames[k] = rgb
             self.last_frame, self.last_frame_index = rgb, max(self.last_frame_index, k)
@@ -164,14 +207,8 @@ class Windower:
 
     def _cut(self, k: int) -> Window:
         g = self.g
-        a = g.plan.start(k) - self.model_offset
-        mixture = np.zeros(g.plan.window, np.float32)
-        piece = self.model[a : a + g.plan.window]
-        mixture[: piece.size] = piece
-        b = g.input_start(k) - self.input_offset
-        original = np.zeros((self.channels, g.input_window), np.float32)
-        piece = self.input[:, b : b + g.input_window]
-        original[:, : piece.shape[1]] = piece
+        mixture = self.model.span(g.plan.start(k), g.plan.window)[0]
+        original = self.input.span(g.input_start(k), g.input_window)
         blank = np.zeros((*self.frame_shape, 3), np.uint8)
         first = g.first_frame(k)
         frames = []
@@ -184,11 +221,8 @@ class Windower:
                     rgb = self.frames[max(earlier)]
             frames.append(rgb)
         # drop what the next window does not need
-        nxt = g.plan.start(k + 1)
-        drop = max(0, min(nxt - self.model_offset, self.model.size))
-        self.model, self.model_offset = self.model[drop:], self.model_offset + drop
-        drop = max(0, min(g.input_start(k + 1) - self.input_offset, self.input.shape[1]))
-        self.input, self.input_offset = self.input[:, drop:], self.input_offset + drop
+        self.model.drop_before(g.plan.start(k + 1))
+        self.input.drop_before(g.input_start(k + 1))
         keep_from = g.first_frame(k + 1)
         for j in [j for j in self.frames if j < keep_from]:
             if j != self.last_frame_index:

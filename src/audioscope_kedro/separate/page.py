@@ -79,21 +79,38 @@ class SpectrogramAccumulator:
 
 
 def spectrogram_figure(acc: SpectrogramAccumulator) -> plt.Figure:
-    """Mixture, on-screen and off-screen, one shared colour scale, axes in s and Hz."""
+    """Mixture, on-screen and off-screen, one shared colour scale, axes in s and Hz.
+
+    ``imshow`` on a fixed layout: the grid is uniform, and ``pcolormesh`` with matplotlib's
+    constrained layout took 0.3 s per input, most of a short video's separation after the
+    model."""
     db = 10 * np.log10(acc.power + 1e-12)
     top = float(db.max())
-    vmin, vmax = top - DYNAMIC_RANGE_DB, top
-    times = np.arange(db.shape[-1] + 1) * acc.seconds_per_column
-    freqs = np.arange(db.shape[1] + 1) * acc.pool * acc.sample_rate / acc.n_fft
-    freqs = np.minimum(freqs, acc.sample_rate / 2)
-    fig, axes = plt.subplots(3, 1, figsize=(10, 7.5), sharex=True, constrained_layout=True)
-    mesh = None
+    extent = (
+        0.0,
+        db.shape[-1] * acc.seconds_per_column,
+        0.0,
+        db.shape[1] * acc.pool * acc.sample_rate / acc.n_fft,  # past Nyquist: pooling pads
+    )
+    fig = plt.figure(figsize=(10, 7.5))
+    grid = fig.add_gridspec(
+        3, 2, width_ratios=(1, 0.02), left=0.08, right=0.92, top=0.96, bottom=0.07,
+        hspace=0.25, wspace=0.03,
+    )  # fmt: skip
+    axes = [fig.add_subplot(grid[row, 0]) for row in range(3)]
+    image = None
     for ax, name, panel in zip(axes, TRACKS, db, strict=True):
-        mesh = ax.pcolormesh(times, freqs, panel, vmin=vmin, vmax=vmax, cmap="magma")
+        image = ax.imshow(
+            panel, origin="lower", aspect="auto", extent=extent, interpolation="nearest",
+            vmin=top - DYNAMIC_RANGE_DB, vmax=top, cmap="magma",
+        )  # fmt: skip
+        ax.set_ylim(0, acc.sample_rate / 2)
         ax.set_title(name)
         ax.set_ylabel("frequency (Hz)")
+    for ax in axes[:-1]:
+        ax.tick_params(labelbottom=False)
     axes[-1].set_xlabel("time (s)")
-    fig.colorbar(mesh, ax=axes, label="power (dB)")
+    fig.colorbar(image, cax=fig.add_subplot(grid[:, 1]), label="power (dB)")
     return fig
 
 
@@ -103,7 +120,8 @@ def probability_figure(
     """On-screen probability of every source over time (at the window centres), and the weight
     the operating point gave it (dashed)."""
     centres = (starts + ends) / 2
-    fig, ax = plt.subplots(figsize=(10, 3), constrained_layout=True)
+    fig, ax = plt.subplots(figsize=(10, 3))
+    fig.subplots_adjust(left=0.08, right=0.98, top=0.95, bottom=0.16)  # fixed: see above
     for m in range(probabilities.shape[1]):
         (line,) = ax.plot(centres, probabilities[:, m], marker=".", label=f"source {m}")
         ax.plot(centres, weights[:, m], "--", color=line.get_color(), alpha=0.5)

@@ -67,7 +67,12 @@ class Timings:
     decode: float = 0.0  # demuxing, decoding, resampling, frame conversion
     model: float = 0.0  # the separator
     split: float = 0.0  # alignment, cross-fade, mask onto the input's channels
-    encode: float = 0.0  # writing audio files, AAC + remux, figures and page
+    remux: float = 0.0  # the video packets copied, the on-screen AAC encoded and muxed
+    files: float = 0.0  # stems, CSV, spectrogram, figures and page
+
+    @property
+    def total(self) -> float:
+        return self.decode + self.model + self.split + self.remux + self.files
 
 
 @dataclass
@@ -191,7 +196,7 @@ class _Job:
         if options.video:
             astream = container.streams.audio[0]
             start = float(astream.start_time * astream.time_base) if astream.start_time else 0.0
-            with clock("encode"):
+            with clock("remux"):
                 self.remux = RemuxWriter(
                     tmp / "on_screen.mp4",
                     container.streams.video[0],
@@ -234,14 +239,14 @@ class _Job:
             for writer in [*self.tracks.values(), *self.sources, self.csv]:
                 writer.close()
             if self.remux is not None:
-                with clock("encode"):
+                with clock("remux"):
                     self.remux.close()
 
     def _video_packet(self, packet: av.Packet) -> None:
         t0 = time.perf_counter()
         self.remux.video_packet(packet)
         spent = time.perf_counter() - t0
-        self.clock.timings.encode += spent
+        self.clock.timings.remux += spent
         self.clock.timings.decode -= spent  # it ran inside decode's clock
 
     def _run_batch(
@@ -272,8 +277,11 @@ class _Job:
 
     def _write(self, chunks: list[Chunk]) -> None:
         fmt = self.options.audio_format
-        with self.clock("encode"):
-            for chunk in chunks:
+        for chunk in chunks:
+            if self.remux is not None:
+                with self.clock("remux"):
+                    self.remux.audio_chunk(chunk.on_screen)
+            with self.clock("files"):
                 self.tracks["on_screen"].write(chunk.on_screen)
                 self.tracks["off_screen"].write(chunk.off_screen)
                 if not self.sources:
@@ -288,11 +296,10 @@ class _Job:
                     )
                 for m, writer in enumerate(self.sources):
                     writer.write(chunk.sources[m : m + 1])
-                if self.remux is not None:
-                    self.remux.audio_chunk(chunk.on_screen)
                 self.spectrogram.push(
                     chunk.original.mean(0), chunk.on_screen.mean(0), chunk.off_screen.mean(0)
                 )
+        with self.clock("files"):
             for record in self.stitcher.records[self.csv_records :]:
                 self.csv.write(record.start, record.end, record.probabilities, record.weights)
             self.csv_records = len(self.stitcher.records)
@@ -300,7 +307,7 @@ class _Job:
     def write_summary(self, video: Path, wall_seconds: float) -> None:
         """The two figures, ``index.html`` and ``separation.json``."""
         c, info, tmp, fmt = self.config, self.info, self.tmp, self.options.audio_format
-        with self.clock("encode"):
+        with self.clock("files"):
             records = self.stitcher.records
             spectrogram_uri = page.png_data_uri(page.spectrogram_figure(self.spectrogram))
             probability_uri = page.png_data_uri(

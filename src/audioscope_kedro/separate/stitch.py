@@ -17,6 +17,7 @@ separated on its own. Three things make the windows one signal again:
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from dataclasses import dataclass
@@ -55,11 +56,14 @@ class WindowPlan:
         return 1 + math.ceil((length - self.window) / self.hop)
 
 
+@functools.cache
 def fade(n: int) -> np.ndarray:
     """Raised-cosine weights ``[n]`` sampled at bin centres: like a Hann window, but never
     exactly zero, so that a sample covered by one window only keeps that window's value after
-    normalisation."""
-    return (0.5 - 0.5 * np.cos(2 * np.pi * (np.arange(n) + 0.5) / n)).astype(np.float64)
+    normalisation. Cached (every window of a stream has the same length) and read-only."""
+    weights = (0.5 - 0.5 * np.cos(2 * np.pi * (np.arange(n) + 0.5) / n)).astype(np.float64)
+    weights.flags.writeable = False
+    return weights
 
 
 class OverlapAdd:
