@@ -41,6 +41,13 @@ from audioscope_kedro.training.checkpoints import (
 from audioscope_kedro.training.launch import DistributedSettings
 from audioscope_kedro.training.loop import LoopSettings, train_loop
 from audioscope_kedro.training.sharding import rank_rows, shard_moms
+from audioscope_kedro.training.stream_batches import (
+    BatchReader,
+    StreamSettings,
+    fingerprint_settings,
+    stream_source,
+    webdataset_root,
+)
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +77,10 @@ class TrainParams:
     eval_batch_size: int = 16
     validation_target_db: float | None = 15.0  # also report on-screen SI-SNR calibrated to this
     use_tuned_params: bool = False  # take the best `tune` trial's settings
+    # random_access: batch s a pure function of (seed, s), any store; stream: the WebDataset
+    # store's shards read in sequence, every kept clip once an epoch (docs/scale.md)
+    reader: BatchReader = BatchReader.RANDOM_ACCESS
+    stream: StreamSettings = field(default_factory=StreamSettings)
     # how the run computes, not what (not in the checkpoint fingerprint; docs/scale.md)
     device: str = "auto"  # cpu, cuda, cuda:<n>, auto (CUDA when present)
     bf16: bool = True  # bf16 autocast of the training step on CUDA; ignored on the CPU
@@ -145,6 +156,8 @@ def fit_audioscope(
     code_version: str | None = None,
 ) -> tuple[AudioScope, pd.DataFrame]:
     """Train (or resume) AudioScope; returns the model and the validation curve."""
+    streaming = params.reader == BatchReader.STREAM
+    root = webdataset_root(clip_store, "train") if streaming else None
     torch.manual_seed(params.seed)
     model = AudioScope(config)
     if params.init_from_pretrained:
@@ -167,12 +180,26 @@ def fit_audioscope(
     def validate(m: AudioScope) -> dict:
         return validate_audioscope(m, val, params.eval_batch_size, params.validation_target_db)
 
-    def make_batch(step: int) -> MoMBatch:  # this process's rows of the global batch
+    def random_batch(step: int) -> MoMBatch:  # this process's rows of the global batch
         rows = rank_rows(params.batch_size, "train.batch_size")
         return random_mom_batch(
             clips, params.batch_size, params.seed, step, params.crop_seconds, rows=rows
         )
 
+    make_batch = random_batch
+    if streaming:  # the same clips and weights, read from the stream
+        make_batch = stream_source(
+            root,
+            params.stream,
+            block="train",
+            batch_size=params.batch_size,
+            seed=params.seed,
+            seconds=config.clip_seconds,
+            crop_seconds=params.crop_seconds,
+            splits=(str(Split.TRAIN),),
+            clip_ids=clips.clip_ids,
+            weights=dict(zip(clips.clip_ids, clips.weights.tolist(), strict=True)),
+        )
     curve = train_loop(
         model,
         partial(audioscope_step, params=params),
@@ -182,7 +209,7 @@ def fit_audioscope(
         validate,
         desc=desc,
         fingerprint=config_fingerprint(
-            trained_settings(params),
+            fingerprint_settings(trained_settings(params)),
             config.to_dict(),
             hashlib.sha1("\n".join(clips.clip_ids).encode()).hexdigest(),  # the training set
             weights_fingerprint(pretrained_separator),
@@ -233,7 +260,10 @@ def training_setup(
         log.info("using tuned parameters %s", tuned)
         train_params, model_params = with_tuned(train_params, model_params, tuned)
     config = model_config(model_params, clip_store, clip_seconds)
-    return parse(TrainParams, train_params, "train"), config
+    settings = parse(TrainParams, train_params, "train")
+    if settings.reader == BatchReader.STREAM:  # here, before any worker process starts
+        webdataset_root(clip_store, "train")
+    return settings, config
 
 
 def with_tuned(

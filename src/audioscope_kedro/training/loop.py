@@ -1,9 +1,11 @@
 """A resumable training loop (plain PyTorch): a run killed at any moment and started again
 continues from its last checkpoint and ends with the same weights as an uninterrupted run.
 
-What makes that hold: every batch is a pure function of (seed, step); the learning rate is a
-pure function of the step; a checkpoint holds the model, the optimiser, torch's RNG state, the
-step and the curve so far, and is written under a temporary name, then renamed.
+What makes that hold: every batch is a pure function of (seed, step), or comes from a
+*stateful* batch source (:class:`BatchSource`: the streaming reader) whose state the checkpoint
+holds; the learning rate is a pure function of the step; a checkpoint holds the model, the
+optimiser, torch's RNG state, the step and the curve so far (and the batch source's state of
+every worker), and is written under a temporary name, then renamed.
 
 **Several processes** (``torchrun``, or ``training.launch``): the loop joins the process group
 the environment describes (``device.init``), wraps the model in ``DistributedDataParallel``
@@ -13,17 +15,22 @@ workers. ``make_batch(step)`` must give *this worker's* rows of the global batch
 return the reduced figures (``training.sharding``); the main process's validation row is the
 one kept, on every worker. Only the main process reads and writes checkpoints (the state it
 reads is broadcast to the others, so a run resumes alike whatever file system each worker
-sees) and shows the progress bar. Nothing in a checkpoint depends on the number of workers: a
-run resumes with another number of processes and continues the same sequence of batches.
+sees) and shows the progress bar. Nothing in a checkpoint of a pure ``make_batch`` depends on
+the number of workers: a run resumes with another number of processes and continues the same
+sequence of batches. A stateful source's state is gathered from every worker at each
+checkpoint (a collective: every worker takes part) and saved as a list in rank order; on resume
+each worker hands the whole list to its own source, which continues its own entry (or, with
+another number of workers, decides how to go on: the stream starts its next epoch).
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torch import nn
@@ -56,6 +63,27 @@ class LoopSettings:
 StepFn = Callable[[nn.Module, object], tuple[torch.Tensor, dict[str, float]]]
 
 
+@runtime_checkable
+class BatchSource(Protocol):
+    """A ``make_batch`` that is not a pure function of the step: it is called once per step,
+    in order (the loop may call it one step ahead of the step it trains, on a GPU), and its
+    state goes into the checkpoints (``training.stream_batches.StreamBatches``)."""
+
+    def __call__(self, step: int) -> object: ...
+
+    def state_dict(self, done_steps: int) -> dict:
+        """The state once the steps ``< done_steps`` are trained (not those read ahead)."""
+        ...
+
+    def load_state_dict(self, states: Sequence[Mapping[str, Any]]) -> None:
+        """Resume from the states every worker of the saving run gave, in rank order."""
+        ...
+
+    def close(self) -> None:
+        """Release what reading holds (worker processes); called when the loop ends."""
+        ...
+
+
 def train_loop(
     model: nn.Module,
     step_fn: StepFn,
@@ -85,7 +113,11 @@ def train_loop(
     ``device`` (``"cpu"``, ``"cuda"``, ``"auto"``...; see ``device.choose``) is where the
     model trains; on CUDA the step runs under bf16 autocast when ``bf16``, batches are pinned
     and copied without blocking, and the next batch is read while the GPU computes. The model
-    is back on the CPU when the loop returns."""
+    is back on the CPU when the loop returns.
+
+    ``make_batch`` is a pure function of the step, or a :class:`BatchSource`, whose state every
+    checkpoint holds (``"batches"``: one entry per worker) and which is resumed from it."""
+    stateful = isinstance(make_batch, BatchSource)
     fingerprint = f"{fingerprint}:{code_version or code_fingerprint()}"
     where = device if isinstance(device, torch.device) else devices.choose(device)
     devices.init(where)
@@ -104,6 +136,8 @@ def train_loop(
         devices.set_rng_state(state, where)
         start, curve = int(state["step"]), list(state["curve"])
         sums, count = dict(state["sums"]), int(state["count"])
+        if stateful:
+            make_batch.load_state_dict(state["batches"])
         if main:  # a kill between a save and its pruning left one checkpoint too many
             checkpoints.prune(settings.keep_checkpoints)
     elif state is not None and main:
@@ -116,48 +150,59 @@ def train_loop(
     progress = tqdm(total=settings.steps, initial=start, desc=desc, unit="step", disable=not main)
     tic = time.perf_counter()
     batches = _batches(make_batch, range(start, settings.steps), where)
-    for step, batch in zip(range(start, settings.steps), batches, strict=True):
-        for group in optimizer.param_groups:
-            group["lr"] = settings.lr(step) * group["lr_scale"]
-        with devices.autocast(where, bf16):
-            loss, logs = step_fn(net, devices.to_device(batch, where))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if settings.grad_clip:
-            nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
-        optimizer.step()
-        logs = devices.mean_over_ranks(logs)  # each worker logged its rows of the batch
-        for key, value in logs.items():
-            sums[key] = sums.get(key, 0.0) + float(value)
-        count += 1
-        progress.update(1)
-        progress.set_postfix({k: f"{v:.2f}" for k, v in logs.items()})
-        done = step + 1
-        if done % settings.validate_every == 0 or done == settings.steps:
-            row = {"step": done, **{f"train_{k}": v / count for k, v in sums.items()}}
-            row["steps_per_s"] = count / (time.perf_counter() - tic)
-            if validate is not None:
-                model.eval()
-                with torch.no_grad():
-                    row.update(validate(devices.on_device(model, where)))
-                model.train()
-            row = devices.broadcast(row)  # the main process's row, on every worker
-            curve.append(row)
-            sums, count, tic = {}, 0, time.perf_counter()
-            if on_validate is not None:
-                on_validate(done, row)
-        if main and (done % settings.checkpoint_every == 0 or done == settings.steps):
-            state = {
-                "step": done,
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                **devices.rng_state(where),  # "rng" (and the GPU's, on one)
-                "curve": curve,
-                "sums": sums,  # training logs since the last curve row
-                "count": count,
-                "fingerprint": fingerprint,
-            }
-            checkpoints.save(done, state, keep=settings.keep_checkpoints)
+    try:
+        for step, batch in zip(range(start, settings.steps), batches, strict=True):
+            for group in optimizer.param_groups:
+                group["lr"] = settings.lr(step) * group["lr_scale"]
+            with devices.autocast(where, bf16):
+                loss, logs = step_fn(net, devices.to_device(batch, where))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if settings.grad_clip:
+                nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
+            optimizer.step()
+            logs = devices.mean_over_ranks(logs)  # each worker logged its rows of the batch
+            for key, value in logs.items():
+                sums[key] = sums.get(key, 0.0) + float(value)
+            count += 1
+            progress.update(1)
+            progress.set_postfix({k: f"{v:.2f}" for k, v in logs.items()})
+            done = step + 1
+            if done % settings.validate_every == 0 or done == settings.steps:
+                row = {"step": done, **{f"train_{k}": v / count for k, v in sums.items()}}
+                row["steps_per_s"] = count / (time.perf_counter() - tic)
+                if validate is not None:
+                    model.eval()
+                    with torch.no_grad():
+                        row.update(validate(devices.on_device(model, where)))
+                    model.train()
+                row = devices.broadcast(row)  # the main process's row, on every worker
+                curve.append(row)
+                sums, count, tic = {}, 0, time.perf_counter()
+                if on_validate is not None:
+                    on_validate(done, row)
+            if done % settings.checkpoint_every == 0 or done == settings.steps:
+                # every worker's source state, on the main process (a collective: all take part)
+                sources = devices.gather(make_batch.state_dict(done)) if stateful else None
+                if not main:
+                    continue  # only the main process writes
+                state = {
+                    "step": done,
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    **devices.rng_state(where),  # "rng" (and the GPU's, on one)
+                    "curve": curve,
+                    "sums": sums,  # training logs since the last curve row
+                    "count": count,
+                    "fingerprint": fingerprint,
+                }
+                if stateful:
+                    state["batches"] = sources
+                checkpoints.save(done, state, keep=settings.keep_checkpoints)
+    finally:
+        batches.close()  # on a GPU: waits for the batch being read ahead
+        if stateful:
+            make_batch.close()  # the loader's worker processes
     progress.close()
     model.eval()
     model.to("cpu")
@@ -169,7 +214,8 @@ def _batches(
 ) -> Iterator[object]:
     """``make_batch(step)`` for each step, in order. For a GPU each batch is pinned, and read
     one step ahead in a thread so that the GPU does not wait for it (the batch is a pure
-    function of the step, so reading it early changes nothing); on the CPU, in line."""
+    function of the step, so reading it early changes nothing; a :class:`BatchSource` counts
+    only the steps trained in its state); on the CPU, in line."""
     if device.type == "cpu":
         for step in steps:
             yield make_batch(step)

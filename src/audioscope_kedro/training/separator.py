@@ -26,6 +26,13 @@ from audioscope_kedro.training.checkpoints import (
 from audioscope_kedro.training.launch import DistributedSettings
 from audioscope_kedro.training.loop import LoopSettings, train_loop
 from audioscope_kedro.training.sharding import gather_in_order, rank_rows, shard_moms
+from audioscope_kedro.training.stream_batches import (
+    BatchReader,
+    StreamSettings,
+    fingerprint_settings,
+    stream_source,
+    webdataset_root,
+)
 
 
 @dataclass(frozen=True)
@@ -38,6 +45,10 @@ class PretrainParams:
     batch_size: int = 16
     train_splits: tuple[str, ...] = ("train",)  # clips whose random pairs make the MoMs
     validation_split: str = "validate"
+    # random_access: batch s a pure function of (seed, s), any store; stream: the WebDataset
+    # store's shards read in sequence, every clip once an epoch (docs/scale.md)
+    reader: BatchReader = BatchReader.RANDOM_ACCESS
+    stream: StreamSettings = field(default_factory=StreamSettings)
     # how the run computes, not what (not in the checkpoint fingerprint; docs/scale.md)
     device: str = "auto"  # cpu, cuda, cuda:<n>, auto (CUDA when present)
     bf16: bool = True  # bf16 autocast of the training step on CUDA; ignored on the CPU
@@ -59,17 +70,31 @@ def pretrain_separator(
     code_version: str | None = None,
 ) -> tuple[Separator, pd.DataFrame]:
     """Train (or resume) the separation network alone; returns it and the validation curve."""
+    streaming = params.reader == BatchReader.STREAM
+    root = webdataset_root(clip_store, "pretrain_audio") if streaming else None
     torch.manual_seed(params.seed)
     clips = ClipSet.select(clip_store, clip_seconds, splits=params.train_splits)
     separator = Separator(config)
     val = MoMSet.from_table(clip_store, mom_table, clip_seconds, params.validation_split)
 
-    def make_batch(step: int) -> MoMBatch:  # this process's rows of the global batch
+    def random_batch(step: int) -> MoMBatch:  # this process's rows of the global batch
         rows = rank_rows(params.batch_size, "pretrain_audio.batch_size")
         return random_mom_batch(
             clips, params.batch_size, params.seed, step, params.crop_seconds, rows=rows
         )
 
+    make_batch = random_batch
+    if streaming:  # the same clips, read from the stream
+        make_batch = stream_source(
+            root,
+            params.stream,
+            block="pretrain_audio",
+            batch_size=params.batch_size,
+            seed=params.seed,
+            seconds=clip_seconds,
+            crop_seconds=params.crop_seconds,
+            splits=params.train_splits,
+        )
     curve = train_loop(
         separator,
         mixit_step,
@@ -79,7 +104,7 @@ def pretrain_separator(
         lambda sep: validate_separator(sep, val, params.batch_size),
         desc="pretrain_audio",
         fingerprint=config_fingerprint(
-            trained_settings(params),
+            fingerprint_settings(trained_settings(params)),
             asdict(config),
             clip_seconds,
             clip_store.settings.to_dict(),
