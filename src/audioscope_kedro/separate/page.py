@@ -134,7 +134,9 @@ def probability_figure(
 
 def png_data_uri(fig: plt.Figure) -> str:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
+    # zlib level 1, not 6: 0.06 s less per figure (of about 0.25 s per input, which dominates
+    # the cost of a short video) for a file 10% larger
+    fig.savefig(buf, format="png", dpi=100, pil_kwargs={"compress_level": 1})
     plt.close(fig)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
