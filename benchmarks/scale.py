@@ -497,7 +497,28 @@ def training_steps(data: str, processes: int, steps: int) -> dict:
             settings,
             config,
         )
-    return {"steps_per_s": float(curve["steps_per_s"].iloc[-1])}
+    steps_per_s = float(curve["steps_per_s"].iloc[-1])
+    loader = loader_seconds(data, store, settings, params["clip_seconds"], processes, steps)
+    return {"steps_per_s": steps_per_s, "loader_s": loader, "loader_share": loader * steps_per_s}
+
+
+def loader_seconds(data: str, store, settings, clip_seconds: float, processes: int, steps: int):
+    """Seconds per step that a rank spends reading its rows of the batch (``random_mom_batch``
+    for the same steps, after the run: the store in the page cache, as in a steady run), timed
+    alone in this process: the reader runs in the training process, so this is its share of a
+    step."""
+    from audioscope_kedro.data.batches import random_mom_batch
+    from audioscope_kedro.training.audioscope import training_clips
+
+    scores = pd.read_parquet(f"{data}/coincidence_scores.parquet")
+    clips = training_clips(store, scores, clip_seconds)
+    rows = slice(0, settings.batch_size // processes)  # rank 0's share of the global batch
+    start = time.perf_counter()
+    for step in range(steps):
+        random_mom_batch(
+            clips, settings.batch_size, settings.seed, step, settings.crop_seconds, rows=rows
+        )
+    return (time.perf_counter() - start) / steps
 
 
 def run_training(data: str, steps: int, repeats: int) -> list[dict]:
@@ -518,27 +539,35 @@ def run_training(data: str, steps: int, repeats: int) -> list[dict]:
             )
             if out.returncode:
                 raise RuntimeError(f"training {processes}x{threads} failed:\n{out.stderr[-3000:]}")
-            value = json.loads(out.stdout.strip().splitlines()[-1])["steps_per_s"]
+            result = json.loads(out.stdout.strip().splitlines()[-1])
+            value = result["steps_per_s"]
             rows.append(
                 {
                     "processes": processes,
                     "threads": threads,
                     "repeat": repeat,
                     "steps_per_s": value,
+                    "loader_share": result["loader_share"],
                     "load": os.getloadavg()[0],
                 }
             )
             print(
-                f"{processes} process(es) x {threads} thread(s): {value:.2f} steps/s "
-                f"(load average {rows[-1]['load']:.1f})",
+                f"{processes} process(es) x {threads} thread(s): {value:.2f} steps/s, loader "
+                f"{1000 * result['loader_s']:.1f} ms a step ({100 * result['loader_share']:.1f}% "
+                f"of it) (load average {rows[-1]['load']:.1f})",
                 flush=True,
             )
     table = pd.DataFrame(rows)
     means = table.groupby(["processes", "threads"], sort=False)["steps_per_s"].mean()
     base = means.loc[TRAIN_LAYOUTS[0]]
     print("\nmean steps/s (global batch 16) and ratio to 1 process x 1 thread:")
+    shares = table.groupby(["processes", "threads"], sort=False)["loader_share"].max()
     for (processes, threads), value in means.items():
-        print(f"  {processes} x {threads}: {value:.2f}  ({value / base:.2f}x)")
+        share = shares.loc[(processes, threads)]
+        print(
+            f"  {processes} x {threads}: {value:.2f}  ({value / base:.2f}x); loader at most "
+            f"{100 * share:.1f}% of a step (goal: 5%)"
+        )
     return rows
 
 
