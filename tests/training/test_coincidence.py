@@ -92,10 +92,10 @@ def test_no_model_scores_a_clip_it_trained_on(labelled_train_store, tmp_path, mo
         coincidence.pair_scores,
     )
 
-    def recording_pair_batch(clips, batch_size, seed, step, stream=0):
+    def recording_pair_batch(clips, batch_size, seed, step, stream=0, **crop):
         if stream != HELD_OUT_STREAM:
             drawn.setdefault(stream, set()).update(clips.clip_ids)
-        return pair_batch(clips, batch_size, seed, step, stream)
+        return pair_batch(clips, batch_size, seed, step, stream, **crop)
 
     def recording_score_clips(models, clips, *args):
         scored.append(([id(m) for m in models], set(clips.clip_ids)))
@@ -148,12 +148,12 @@ def test_an_interrupted_run_resumes_fold_by_fold(labelled_train_store, tmp_path,
     steps: list[tuple[int, int]] = []  # (fold, step) of every training batch
     kill_at: list[tuple[int, int]] = [(1, 3)]
 
-    def dying_pair_batch(clips, batch_size, seed, step, stream=0):
+    def dying_pair_batch(clips, batch_size, seed, step, stream=0, **crop):
         if (stream, step) in kill_at:
             raise Killed
         if stream != HELD_OUT_STREAM:
             steps.append((stream, step))
-        return pair_batch(clips, batch_size, seed, step, stream)
+        return pair_batch(clips, batch_size, seed, step, stream, **crop)
 
     monkeypatch.setattr(coincidence, "pair_batch", dying_pair_batch)
     with pytest.raises(Killed):
@@ -260,3 +260,43 @@ def test_fold_models_round_trip_through_the_catalog(labelled_train_store, tmp_pa
     np.testing.assert_allclose(others, 0.5, rtol=1e-5)
     with pytest.raises(ValueError, match="are not those of 2 folds"):
         score_and_filter_clips(labelled_train_store, {"fold_0": loaders["fold_0"]}, block, 1.0)
+
+
+class _LabelledStore:
+    """A clip store stand-in whose every sample says where it is: audio sample ``t`` of clip
+    ``i`` is ``1000 * i + t`` and every pixel of frame ``f`` of clip ``i`` is ``10 * i + f``."""
+
+    class settings:  # noqa: N801 - read as an attribute, like ClipStore.settings
+        sample_rate, fps, frame_height, frame_width = 80, 4.0, 2, 2
+
+    def audio(self, row: int) -> np.ndarray:
+        return (1000 * row + np.arange(80)).astype(np.float32)
+
+    def frames(self, row: int) -> np.ndarray:
+        return np.broadcast_to(
+            10 * row + np.arange(4, dtype=np.uint8)[:, None, None, None], (4, 2, 2, 3)
+        )
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_cropped_pairs_are_aligned_only_when_positive(seed):
+    """With ``crop_seconds`` every pair is a crop of whole frames: a positive's soundtrack is
+    its own clip's from the same start as its frames; a negative's is another clip's, or its
+    own shifted within the crop; crops start at more than one place. Without it, whole clips."""
+    from audioscope_kedro.data.batches import ClipSet
+
+    clips = ClipSet(_LabelledStore(), np.arange(5), 1.0)  # 5 clips of 1 s: 4 frames, 80 samples
+    audio, frames, target = coincidence.pair_batch(clips, 32, seed, 1, crop_seconds=0.5)
+    assert audio.shape == (32, 40) and frames.shape == (32, 2, 2, 2, 3)
+    first = frames[:, 0, 0, 0, 0].numpy().astype(np.int64)
+    clip, start = first // 10, first % 10
+    assert (frames[:, 1, 0, 0, 0].numpy() == 10 * clip + start + 1).all()  # consecutive frames
+    expected = 1000 * clip[:, None] + 20 * start[:, None] + np.arange(40)  # 20 samples a frame
+    aligned = (audio.numpy() == expected).all(axis=1)
+    np.testing.assert_array_equal(aligned, target.numpy() == 1)
+    negatives = audio.numpy()[target.numpy() == 0]
+    own = negatives // 1000 == clip[target.numpy() == 0][:, None]
+    assert own.all(axis=1).any() and (~own).all(axis=1).any()  # both kinds of negative
+    assert len(set(start[target.numpy() == 1].tolist())) > 1  # not always the clip's start
+    whole, whole_frames, _ = coincidence.pair_batch(clips, 32, seed, 1)
+    assert whole.shape == (32, 80) and whole_frames.shape[1] == 4

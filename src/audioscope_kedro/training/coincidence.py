@@ -55,6 +55,11 @@ class CoincidenceParams:
     threshold: float = 0.8  # AudioScope: 0.8
     validation_split: str = "validate"  # clips no model trains on, for a second held-out AUC
     held_out_pairs: int = 256  # pairs per held-out AUC (half aligned), in batches of batch_size
+    # train on random crops of this length (whole frames; None: whole clips, as before). On a
+    # small, varied set the model learns each clip's sounds and looks by heart, including
+    # where in the clip its events are (docs/demo_real_training.md): crops take that away.
+    # Held-out pairs and clip scores stay whole clips.
+    crop_seconds: float | None = None
     # how the run computes, not what (not in training_settings; docs/scale.md)
     device: str = "auto"  # cpu, cuda, cuda:<n>, auto (CUDA when present)
     bf16: bool = True  # bf16 autocast of the training step on CUDA; ignored on the CPU
@@ -78,6 +83,8 @@ class CoincidenceParams:
             "batch_size": self.batch_size,
             "folds": self.folds,
             "held_out_pairs": self.held_out_pairs,
+            # only when set: the fingerprints of whole-clip runs stay what they were
+            **({"crop_seconds": self.crop_seconds} if self.crop_seconds is not None else {}),
         }
 
 
@@ -130,20 +137,35 @@ def training_folds(clip_store: ClipStore, params: CoincidenceParams, seconds: fl
 
 
 def pair_batch(
-    clips: ClipSet, batch_size: int, seed: int, step: int, stream: int = 0
+    clips: ClipSet,
+    batch_size: int,
+    seed: int,
+    step: int,
+    stream: int = 0,
+    crop_seconds: float | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(audio [B, T], frames [B, F, H, W, 3], target [B])``; half aligned (target 1)."""
+    """``(audio [B, T], frames [B, F, H, W, 3], target [B])``; half aligned (target 1).
+
+    With ``crop_seconds`` (shorter than the clips) every pair is a random crop of whole frames,
+    audio and frames from the same start; a mismatched soundtrack is the other clip's, or this
+    clip's own, shifted circularly within the crop. Without it, the draws are those of
+    before the option (whole clips)."""
     rng = np.random.default_rng([seed, stream, step, 7])
     n = len(clips)
     which = rng.integers(0, n, batch_size)
-    audio, frames = clips.audio(which), clips.frames(which)
+    starts = count = None
+    if crop_seconds is not None and crop_seconds < clips.seconds:
+        count = max(1, int(round(crop_seconds * clips.store.settings.fps)))
+        starts = rng.integers(0, clips.num_frames - count + 1, batch_size)
+    audio, frames = clips.audio(which, starts, count), clips.frames(which, starts, count)
     target = torch.ones(batch_size)
     half = batch_size // 2
     for k in range(half, batch_size):
         target[k] = 0.0
         if k % 2 == 0 and n > 1:  # another clip's soundtrack
             other = (which[k] + rng.integers(1, n)) % n
-            audio[k] = clips.audio(np.array([other]))[0]
+            crop = None if starts is None else starts[k : k + 1]
+            audio[k] = clips.audio(np.array([other]), crop, count)[0]
         else:  # the same soundtrack, shifted against the frames
             t = audio.shape[1]
             shift = int(rng.integers(t // 4, t - t // 4 + 1))
@@ -248,7 +270,9 @@ def train_fold(
     model = CoincidenceModel(params.model)
 
     def make_batch(step: int):  # this process's rows of the global batch
-        batch = pair_batch(clips, params.batch_size, params.seed, step, stream=k)
+        batch = pair_batch(
+            clips, params.batch_size, params.seed, step, stream=k, crop_seconds=params.crop_seconds
+        )
         return take_rows(batch, rank_rows(params.batch_size, "coincidence.batch_size"))
 
     curve = train_loop(
