@@ -94,9 +94,11 @@ def world(tmp_path_factory) -> dict:
     return {"root": root, "moms": moms, "scores": scores}
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(scope="module", autouse=True)
 def one_thread():
-    """One torch thread, and no warning that 3 workers exceed this machine's 2 cores."""
+    """One torch thread, and no warning that 3 workers exceed this machine's 2 cores. Module
+    scope: the module-scoped ``straight`` run must train on the same number of threads as the
+    runs compared with it (another number rounds differently: 1e-6 apart after 16 steps)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     with warnings.catch_warnings():
