@@ -80,10 +80,10 @@ class RemuxWriter:
         self.layout = LAYOUTS.get(channels, "stereo")
         self.audio = self.container.add_stream("aac", rate=sample_rate, layout=self.layout)
         self.audio.bit_rate = bit_rate * max(1, channels) // 2
-        # FFmpeg's "fast" AAC coder instead of its default two-loop search: 2.4x faster on
-        # this CPU (the encoder was the costliest step after the model) for a soundtrack
-        # meant to be watched, not archived; benchmarks/separate.py times the ffmpeg command
-        # line with the same coder
+        # FFmpeg's "fast" AAC coder instead of its default two-loop search: 1.7x faster on
+        # the real soundtracks of ../shared (2.4x on noise, slower on pure tones; the encoder
+        # was the costliest step after the model) for a soundtrack meant to be watched, not
+        # archived; benchmarks/separate.py times the ffmpeg command line with the same coder
         self.audio.options = {"aac_coder": "fast"}
         self.container.start_encoding()  # fails here for a codec the format cannot hold
         self.downmix = LAYOUTS.get(channels) is None
