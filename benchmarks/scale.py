@@ -485,24 +485,25 @@ def training_steps(data: str, processes: int, steps: int) -> dict:
     loop = {"steps": steps, "validate_every": steps, "checkpoint_every": steps}
     train = merge(params["train"], {"loop": loop})
     settings, config = training_setup(train, params["model"], {}, store, params["clip_seconds"])
+    scores = pd.read_parquet(f"{data}/coincidence_scores.parquet")
     with tempfile.TemporaryDirectory() as folder:
         _, curve = run(
             DistributedSettings(processes),
             fit_audioscope,
             store,
             pd.read_parquet(f"{data}/mom_table.parquet"),
-            pd.read_parquet(f"{data}/coincidence_scores.parquet"),
+            scores,
             load_model(f"{data}/pretrained_separator", "separator"),
             CheckpointStore(folder),
             settings,
             config,
         )
     steps_per_s = float(curve["steps_per_s"].iloc[-1])
-    loader = loader_seconds(data, store, settings, params["clip_seconds"], processes, steps)
+    loader = loader_seconds(store, scores, settings, params["clip_seconds"], processes, steps)
     return {"steps_per_s": steps_per_s, "loader_s": loader, "loader_share": loader * steps_per_s}
 
 
-def loader_seconds(data: str, store, settings, clip_seconds: float, processes: int, steps: int):
+def loader_seconds(store, scores, settings, clip_seconds: float, processes: int, steps: int):
     """Seconds per step that a rank spends reading its rows of the batch (``random_mom_batch``
     for the same steps, after the run: the store in the page cache, as in a steady run), timed
     alone in this process: the reader runs in the training process, so this is its share of a
@@ -510,7 +511,6 @@ def loader_seconds(data: str, store, settings, clip_seconds: float, processes: i
     from audioscope_kedro.data.batches import random_mom_batch
     from audioscope_kedro.training.audioscope import training_clips
 
-    scores = pd.read_parquet(f"{data}/coincidence_scores.parquet")
     clips = training_clips(store, scores, clip_seconds)
     rows = slice(0, settings.batch_size // processes)  # rank 0's share of the global batch
     start = time.perf_counter()

@@ -120,11 +120,9 @@ class SampleQueue:
     def span(self, start: int, length: int) -> np.ndarray:
         """Samples ``[start, start + length)`` (absolute, not before ``offset``), zero-padded
         past the end: ``[channels, length]`` float32."""
-        if len(self.pieces) > 1:
-            self.pieces = [np.concatenate(self.pieces, axis=-1)]
         out = np.zeros((self.channels, length), np.float32)
         if self.pieces:
-            piece = self.pieces[0][:, start - self.offset : start - self.offset + length]
+            piece = self._joined()[:, start - self.offset : start - self.offset + length]
             out[:, : piece.shape[1]] = piece
         return out
 
@@ -133,10 +131,14 @@ class SampleQueue:
         drop = max(0, min(position - self.offset, self.held))
         if not drop:
             return
+        self.pieces = [self._joined()[:, drop:]]
+        self.offset, self.held = self.offset + drop, self.held - drop
+
+    def _joined(self) -> np.ndarray:
+        """The held samples as one array (joined once, then kept as the only piece)."""
         if len(self.pieces) > 1:
             self.pieces = [np.concatenate(self.pieces, axis=-1)]
-        self.pieces = [self.pieces[0][:, drop:]]
-        self.offset, self.held = self.offset + drop, self.held - drop
+        return self.pieces[0]
 
 
 class Windower:
