@@ -88,6 +88,37 @@ def test_rerun_skips_and_interrupted_run_resumes(video_root, tmp_path):
         np.testing.assert_array_equal(store.audio(i), audio)
 
 
+def test_video_replaced_at_the_same_path_is_decoded_again(video_root, tmp_path):
+    table = clip_table([f"v{i}.mp4" for i in range(4)])
+    batch = ShardBatch(plan_shards(table, str(video_root), SETTINGS, 2), 1, SETTINGS)
+    root = tmp_path / "store"
+    build_clip_store(batch, root)
+    before = shard_mtimes(root)
+    # v1.mp4 re-rendered: another video's content under the same name (a new size or mtime)
+    shutil.copyfile(video_root / "v4.mp4", video_root / "v1.mp4")
+    summary = build_clip_store(batch, root)
+    assert summary["shards_built"] == 1 and summary["shards_skipped"] == 1
+    assert shard_mtimes(root)["shard-00001"] == before["shard-00001"]
+    store = ClipStore(root)
+    expected = decode_clip(video_root / "v4.mp4", 0.0, 1.5, SETTINGS)
+    np.testing.assert_array_equal(store.audio(1), expected.audio)
+    np.testing.assert_array_equal(store.frames(1), expected.frames)
+
+
+def test_shards_written_before_media_signatures_stay_current(video_root, tmp_path):
+    table = clip_table(["v0.mp4", "v1.mp4"])
+    batch = ShardBatch(plan_shards(table, str(video_root), SETTINGS, 2), 1, SETTINGS)
+    root = tmp_path / "store"
+    build_clip_store(batch, root)
+    manifest = root / SHARD_DIR / "shard-00000" / "manifest.json"
+    written = json.loads(manifest.read_text())
+    assert written["media"]  # recorded now
+    del written["media"]  # as an earlier version wrote it
+    manifest.write_text(json.dumps(written))
+    (video_root / "v1.mp4").touch()  # a new mtime: nothing recorded to compare it with
+    assert build_clip_store(batch, root)["shards_built"] == 0
+
+
 def test_changed_settings_rebuild(video_root, tmp_path):
     table = clip_table(["v0.mp4", "v1.mp4"])
     root = tmp_path / "store"

@@ -6,7 +6,8 @@ Layout (``root`` is the store folder)::
     root/shards/shard-00000/frames.npy    uint8 [sum of clip frames, H, W, 3]                 (npy)
     root/shards/shard-00000/data.tar      WebDataset tar of coded clips            (webdataset)
     root/shards/shard-00000/clips.parquet one row per planned clip, ok or quarantined
-    root/shards/shard-00000/manifest.json fingerprint of the clips, decode settings and coding
+    root/shards/shard-00000/manifest.json fingerprint of the clips, decode settings and coding;
+                                          size and mtime of the videos decoded (media)
     root/index.parquet                    every ingested clip: ids, times, split, label, offsets
     root/quarantine.csv                   every rejected clip: file, times, reason
     root/settings.json                    decode settings
@@ -18,9 +19,10 @@ Layout (``root`` is the store folder)::
 
 Built for collections far larger than memory: a shard is decoded by one worker, written under
 a temporary name and renamed, so an interrupted run loses nothing already written and a rerun
-skips every shard whose fingerprint matches. Readers memory-map the npy arrays, or read the tar
-members by offset (:class:`TarClipStore`), or stream whole tar shards
-(:mod:`audioscope_kedro.data.streaming`).
+skips every shard whose fingerprint matches and whose videos have the size and modification
+time they were decoded at (a video replaced at the same path is decoded again). Readers
+memory-map the npy arrays, or read the tar members by offset (:class:`TarClipStore`), or stream
+whole tar shards (:mod:`audioscope_kedro.data.streaming`).
 
 **Appending never rewrites.** Planning keeps every clip of the merged layout in the shard it is
 in; clips not in it go to new shards numbered after the last one. So adding clips to the lists
@@ -129,6 +131,20 @@ class ShardPlan:
         if self.codec is not None:  # npy fingerprints stay as they were: no rebuild of old stores
             payload["codec"] = self.codec.to_dict()
         return hashlib.sha1(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+    def media_signature(self) -> str:
+        """Size and modification time of every video file of the shard, hashed. A video
+        replaced at the same path (re-rendered, re-downloaded, re-encoded) changes it, and the
+        shard is decoded again. Kept beside the fingerprint, not in it: shards written before
+        it was recorded stay current rather than forcing a re-ingest of whole stores."""
+        files = []
+        for video_path in sorted(set(self.clips["video_path"].astype(str))):
+            try:
+                stat = _resolve(self.video_root, video_path).stat()
+                files.append((video_path, stat.st_size, stat.st_mtime_ns))
+            except (BadClipError, OSError):  # quarantined when decoded; its row says why
+                files.append((video_path, None, None))
+        return hashlib.sha1(json.dumps(files).encode()).hexdigest()
 
 
 @dataclass
@@ -272,9 +288,11 @@ def write_shard(
     clips: list[ShardClip],
     settings: DecodeSettings,
     codec: TarCodec | None = None,
+    media: str | None = None,
 ) -> dict:
     """Write one shard (npy arrays, or a tar when ``codec`` is given) with its clip table and
-    manifest, atomically; returns counts for the progress bar."""
+    manifest (``fingerprint``, and ``media``: ``ShardPlan.media_signature`` of the files it was
+    decoded from), atomically; returns counts for the progress bar."""
     rows = []
     audio_parts: list[np.ndarray] = []
     frame_parts: list[np.ndarray] = []
@@ -320,7 +338,7 @@ def write_shard(
                 r.update(offsets)
         pd.DataFrame(rows).to_parquet(tmp / "clips.parquet", index=False)
         (tmp / "manifest.json").write_text(
-            json.dumps({"fingerprint": fingerprint, "num_clips": len(rows)})
+            json.dumps({"fingerprint": fingerprint, "media": media, "num_clips": len(rows)})
         )
     n_bad = sum(r["status"] != "ok" for r in rows)
     return {"shard": name, "ok": len(rows) - n_bad, "quarantined": n_bad}
@@ -331,23 +349,38 @@ def build_shard(plan: ShardPlan, shards_dir: str) -> dict:
 
     Runs in a worker process. A bad clip is recorded with its reason and the shard goes on.
     """
+    media = plan.media_signature()  # before decoding: a file replaced meanwhile is redone
     return write_shard(
-        shards_dir, plan.shard_id, plan.fingerprint, _decode_plan(plan), plan.settings, plan.codec
+        shards_dir,
+        plan.shard_id,
+        plan.fingerprint,
+        _decode_plan(plan),
+        plan.settings,
+        plan.codec,
+        media,
     )
 
 
-def _shard_current(shards_dir: Path, name: str, fingerprint: str) -> bool:
+def _shard_current(
+    shards_dir: Path, name: str, fingerprint: str, media: Callable[[], str] | None = None
+) -> bool:
+    """The shard's manifest has ``fingerprint`` and, when it recorded the media signature of
+    its files and ``media`` gives the current one, the same signature."""
     manifest = shards_dir / name / "manifest.json"
     if not manifest.exists():
         return False
     try:
-        return json.loads(manifest.read_text()).get("fingerprint") == fingerprint
+        written = json.loads(manifest.read_text())
     except json.JSONDecodeError:
         return False
+    if written.get("fingerprint") != fingerprint:
+        return False
+    return media is None or written.get("media") is None or written["media"] == media()
 
 
 def shard_is_current(shards_dir: Path, plan: ShardPlan) -> bool:
-    return _shard_current(Path(shards_dir), plan.name, plan.fingerprint)
+    """Written with the plan's clips and settings, from the video files as they are now."""
+    return _shard_current(Path(shards_dir), plan.name, plan.fingerprint, plan.media_signature)
 
 
 def read_layout(root: str | Path) -> pd.DataFrame | None:
