@@ -5,6 +5,7 @@ from audioscope_kedro.models.attention import (
     ATTENTION_VARIANTS,
     AttentionConfig,
     Block,
+    SyncFeatures,
     build_attention,
 )
 
@@ -172,3 +173,66 @@ def test_unknown_variant_and_mismatched_frames():
         build_attention(AttentionConfig(variant="lstm"))
     with pytest.raises(ValueError, match="frames"):
         make("sa")(torch.randn(1, 2, 5, 16), torch.randn(1, 6, 4, 16))
+
+
+# ---------------------------------------------------------------- synchrony features
+
+
+def make_sync(dim=16):
+    torch.manual_seed(0)
+    sync = SyncFeatures(dim).eval()
+    perturb(sync)  # away from the initialisation, so that no invariance holds by accident
+    return sync
+
+
+def test_sync_shapes_and_batch_independence():
+    sync = make_sync()
+    audio, video = torch.randn(3, 4, 10, 16), torch.randn(3, 10, 9, 16)
+    out = sync(audio, video)
+    assert out.shape == (3, 4, 16)
+    changed = video.clone()
+    changed[1] += torch.randn_like(changed[1])
+    again = sync(audio, changed)
+    torch.testing.assert_close(again[[0, 2]], out[[0, 2]])
+    assert not torch.allclose(again[1], out[1])
+
+
+def test_sync_ignores_level_and_offset_over_time():
+    """A correlation: a louder source, a brighter picture, a constant added to either over the
+    whole clip score the same (the features are centred and scaled over time)."""
+    sync = make_sync()
+    audio, video = torch.randn(2, 3, 12, 16), torch.randn(2, 12, 5, 16)
+    out = sync(audio, video)
+    offset_a, offset_v = torch.randn(2, 3, 1, 16), torch.randn(2, 1, 5, 16)
+    moved = sync(4.0 * audio + offset_a, 0.5 * video + offset_v)
+    torch.testing.assert_close(moved, out, atol=1e-4, rtol=1e-4)
+
+
+def test_sync_depends_on_alignment_not_on_order_or_place():
+    sync = make_sync()
+    audio, video = torch.randn(2, 3, 12, 16), torch.randn(2, 12, 5, 16)
+    out = sync(audio, video)
+    time = torch.randperm(12)
+    # the same reordering of both streams' time steps, or of the positions: the same features
+    torch.testing.assert_close(sync(audio[:, :, time], video[:, time]), out)
+    torch.testing.assert_close(sync(audio, video[:, :, torch.randperm(5)]), out)
+    # audio shifted against the picture: other features
+    assert not torch.allclose(sync(audio.roll(3, dims=2), video), out, atol=1e-3)
+
+
+def test_sync_scores_a_source_that_follows_a_position_above_one_that_does_not():
+    """With identity projections, channel correlations are the data's own: the source whose
+    level follows position 2 over time gets correlation 1 there, the independent one less."""
+    sync = SyncFeatures(4)
+    with torch.no_grad():
+        for linear in (sync.audio, sync.video):
+            linear.weight.copy_(torch.eye(4))
+            linear.bias.zero_()
+    torch.manual_seed(1)
+    video = torch.randn(1, 50, 3, 4)
+    audio = torch.stack([video[:, :, 2], torch.randn(1, 50, 4)], dim=1)  # [1, 2, 50, 4]
+    a = sync._standardise(sync.audio(audio))
+    v = sync._standardise(sync.video(video.transpose(1, 2)))
+    corr = torch.einsum("bmfd,bpfd->bmpd", a, v) / 50
+    torch.testing.assert_close(corr[0, 0, 2], torch.ones(4), atol=1e-4, rtol=0)
+    assert corr[0, 1].abs().max() < 0.5

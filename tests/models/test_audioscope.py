@@ -117,3 +117,23 @@ def test_a_config_json_of_the_local_window_era(tmp_path, variant, loads):
     else:
         with pytest.raises(ValueError, match="time_window"):
             AudioScope.load(tmp_path / "m")
+
+
+def test_sync_features_are_part_of_the_model_and_of_its_saved_form(tmp_path):
+    torch.manual_seed(0)
+    config = tiny_config("sep_sa")
+    config.attention.sync = True
+    model = AudioScope(config).eval()
+    assert any(name.startswith("sync.") for name, _ in model.named_parameters())
+    sources = torch.randn(1, 4, 8000)
+    frames = torch.randint(0, 256, (1, 8, 16, 16, 3), dtype=torch.uint8)
+    logits = model.classify(sources, frames)
+    logits.sum().backward()
+    assert model.sync.audio.weight.grad.abs().sum() > 0  # trained with the rest
+    with torch.no_grad():
+        model.sync.out[-1].weight.add_(torch.randn_like(model.sync.out[-1].weight))
+    assert not torch.allclose(model.classify(sources, frames), logits)  # and used
+    model.save(tmp_path / "model")
+    loaded = AudioScope.load(tmp_path / "model").eval()
+    assert loaded.config.attention.sync
+    assert torch.equal(loaded.classify(sources, frames), model.classify(sources, frames))

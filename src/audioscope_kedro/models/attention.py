@@ -39,6 +39,9 @@ class AttentionConfig:
     heads: int = 4
     layers: int = 2  # blocks of pool and sa, layers of cma, per-step layers of sep_sa / sep_cma
     dropout: float = 0.0
+    # Add to every variant's features each source's synchrony with the picture (SyncFeatures):
+    # not in the papers, an option (docs/model.md, "Synchrony features").
+    sync: bool = False
 
     def __post_init__(self) -> None:
         if self.layers < 1:
@@ -273,6 +276,39 @@ class SeparableAttention(AttentionVariant):
     def forward(self, audio: torch.Tensor, video: torch.Tensor) -> torch.Tensor:
         audio, video = self._embed(audio, video)
         return self.per_step(*self.over_time(audio, video)).mean(dim=2)
+
+
+class SyncFeatures(nn.Module):
+    """How each source's audio co-varies over the clip with the video at each position.
+
+    ``audio [B, M, F, D]``, ``video [B, F, P, D] -> [B, M, D]``. Both streams are projected,
+    centred and scaled over time, so that ``corr[b, m, p, d]`` is the correlation over the clip
+    of channel ``d`` of source ``m`` and of position ``p``: a loud source whose object brightens
+    or grows with it scores high where that object is, a silent object's own motion scores
+    nothing. Positions are pooled by a learned softmax over their correlations (where the
+    source's object is), not averaged: an object covers a few of them.
+
+    Attention can only find such a product of two time series through its softmax weights,
+    which it has to learn first; here it is the input, as in hand-made synchrony detectors.
+    """
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.audio, self.video = nn.Linear(dim, dim), nn.Linear(dim, dim)
+        self.where = nn.Linear(dim, 1)
+        self.out = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, dim))
+
+    @staticmethod
+    def _standardise(x: torch.Tensor) -> torch.Tensor:
+        x = x - x.mean(dim=-2, keepdim=True)  # over time (dim -2)
+        return x / (x.pow(2).mean(dim=-2, keepdim=True) + 1e-5).sqrt()
+
+    def forward(self, audio: torch.Tensor, video: torch.Tensor) -> torch.Tensor:
+        a = self._standardise(self.audio(audio))  # [B, M, F, D]
+        v = self._standardise(self.video(video.transpose(1, 2)))  # [B, P, F, D]
+        corr = torch.einsum("bmfd,bpfd->bmpd", a, v) / a.shape[2]  # [B, M, P, D]
+        weights = torch.softmax(self.where(corr).squeeze(-1), dim=-1)  # [B, M, P]
+        return self.out((weights.unsqueeze(-1) * corr).sum(dim=2))
 
 
 ATTENTION_VARIANTS = {

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from audioscope_kedro.media import MediaFormat
-from audioscope_kedro.models.attention import AttentionConfig, build_attention
+from audioscope_kedro.models.attention import AttentionConfig, SyncFeatures, build_attention
 from audioscope_kedro.models.embeddings import AudioEmbedding, EmbeddingConfig, ImageEmbedding
 from audioscope_kedro.models.persistence import load_model, save_model
 from audioscope_kedro.models.separation import Separator, SeparatorConfig
@@ -95,13 +95,17 @@ class AudioScope(nn.Module):
         self.audio_embedding = AudioEmbedding(config.embedding)
         self.image_embedding = ImageEmbedding(config.embedding)
         self.attention = build_attention(config.attention)
+        self.sync = SyncFeatures(config.embedding.dim) if config.attention.sync else None
         self.classifier = OnScreenClassifier(config.embedding.dim)
 
     def classify(self, sources: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
         """On-screen logits ``[B, M]`` of given sources ``[B, M, T]`` for ``frames``."""
         video = self.image_embedding(frames)  # [B, F, P, D]
         audio = self.audio_embedding(sources, num_frames=frames.shape[1])  # [B, M, F, D]
-        return self.classifier(self.attention(audio, video))
+        features = self.attention(audio, video)
+        if self.sync is not None:
+            features = features + self.sync(audio, video)
+        return self.classifier(features)
 
     def forward(self, mixture: torch.Tensor, frames: torch.Tensor) -> AudioScopeOutput:
         if mixture.dim() != 2 or frames.dim() != 5 or frames.shape[0] != mixture.shape[0]:

@@ -1,0 +1,255 @@
+"""The audio-visual half of AudioScope alone, on a demo environment's ground truth: the on-screen
+classifier (audio and image embeddings, attention, classifier of ``model.*``) trained on the
+clips' true per-source stems with their true on/off-screen labels, no separator, no MixIT.
+
+Each training example is a mixture of mixtures as in ``train``: the frames of clip 1, and as
+sources clip 1's stems (on-screen ones labelled 1, off-screen ones 0) plus clip 2's stems (all
+0). The held-out figures are on the validation and test clips (fixed pairs, whole clips):
+
+- ``auc``: every active source of the pairs;
+- ``auc_within``: clip 1's own sources only, on-screen against off-screen: the question of
+  which sounds of a soundtrack go with the picture, which pseudo-labels never ask directly.
+
+It bounds what ``train`` can reach with perfect separation and perfect pseudo-labels, and so
+tells a failure of the audio-visual model (this probe at chance too) from one of the separation
+and pseudo-label route (this probe learns). docs/demo_real_training.md has the measurements.
+
+    .venv/bin/python benchmarks/association_probe.py --env demo_real --threads 1 \\
+        --steps 3000 attention.variant=sep_cma
+
+Needs the environment's ``demo_data`` and ``ingest`` to have run (the stems come from
+``demo_data``, the frames from the clip store).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import soundfile as sf
+import torch
+from coincidence_probe import override
+from torch.nn import functional as F
+from tqdm import tqdm
+
+ROOT = Path(__file__).resolve().parents[1]
+LABEL = {"on_screen": 1.0, "off_screen": 0.0}  # background noise is not a source here
+
+
+def downsample(audio: np.ndarray, rate: int, target: int) -> np.ndarray:
+    """Band-limited resampling by truncating (or zero-padding) the spectrum: exact enough for
+    a probe, and needs no resampling library."""
+    if rate == target:
+        return audio.astype(np.float32)
+    length = int(round(audio.size * target / rate))
+    spectrum = np.fft.rfft(audio)
+    keep = length // 2 + 1
+    out = np.zeros(keep, complex)
+    out[: min(keep, spectrum.size)] = spectrum[: min(keep, spectrum.size)]
+    return (np.fft.irfft(out, length) * target / rate).astype(np.float32)
+
+
+@dataclass
+class StemSet:
+    """Clips with their frames' store rows and their labelled stems at the store's rate."""
+
+    rows: np.ndarray  # store row per clip
+    stems: list[np.ndarray]  # per clip [S, T] (S on- and off-screen stems)
+    labels: list[np.ndarray]  # per clip [S]
+
+
+def load_stems(store, demo_root: Path, splits: tuple[str, ...]) -> StemSet:
+    manifest = pd.read_csv(demo_root / "stems.csv")
+    manifest = manifest[manifest["role"].isin(list(LABEL))]
+    index = store.index
+    rate = store.settings.sample_rate
+    rows, stems, labels = [], [], []
+    chosen = index[index["split"].isin(splits)]
+    by_video = dict(list(manifest.groupby("video_path")))
+    for row, video in tqdm(
+        zip(chosen.index, chosen["video_path"], strict=True),
+        total=len(chosen),
+        desc=f"stems {'+'.join(splits)}",
+    ):
+        group = by_video.get(video)
+        length = int(index.loc[row, "num_samples"])
+        audio = np.zeros((0 if group is None else len(group), length), np.float32)
+        for k, path in enumerate([] if group is None else group["stem_path"]):
+            wav, sr = sf.read(str(demo_root / path), dtype="float32")
+            wav = downsample(wav, sr, rate)[:length]
+            audio[k, : wav.size] = wav
+        rows.append(int(index.index.get_loc(row)))
+        stems.append(audio)
+        labels.append(
+            np.array([] if group is None else group["role"].map(LABEL).to_numpy(), np.float32)
+        )
+    return StemSet(np.array(rows), stems, labels)
+
+
+@dataclass
+class Batch:
+    sources: torch.Tensor  # [B, S, T]
+    frames: torch.Tensor  # [B, F, H, W, 3]
+    labels: torch.Tensor  # [B, S]
+    mask: torch.Tensor  # [B, S] active sources
+    own: torch.Tensor  # [B, S] the source is clip 1's
+
+
+def make_batch(store, data: StemSet, pairs, starts, num_frames: int, slots: int) -> Batch:
+    per_frame = store.settings.sample_rate / store.settings.fps
+    length = int(round(num_frames * per_frame))
+    b = len(pairs)
+    s = store.settings
+    sources = np.zeros((b, slots, length), np.float32)
+    labels = np.zeros((b, slots), np.float32)
+    own = np.zeros((b, slots), bool)
+    frames = np.zeros((b, num_frames, s.frame_height, s.frame_width, 3), np.uint8)
+    for k, ((i, j), (a, c)) in enumerate(zip(pairs, starts, strict=True)):
+        f = store.frames(int(data.rows[i]))[a : a + num_frames]
+        frames[k, : len(f)] = f
+        frames[k, len(f) :] = f[-1]
+        slot = 0
+        for clip, start, mine in ((i, a, True), (j, c, False)):
+            offset = int(round(start * per_frame))
+            for stem, label in zip(data.stems[clip], data.labels[clip], strict=True):
+                if slot == slots:
+                    break
+                piece = stem[offset : offset + length]
+                sources[k, slot, : piece.size] = piece
+                labels[k, slot] = label if mine else 0.0
+                own[k, slot] = mine
+                slot += 1
+    x = torch.from_numpy(sources)
+    energy = (x**2).mean(-1)
+    return Batch(
+        x,
+        torch.from_numpy(frames),
+        torch.from_numpy(labels),
+        energy > 1e-6,  # -60 dB: a stem silent over this crop is no source
+        torch.from_numpy(own),
+    )
+
+
+def pool_frames(frames: torch.Tensor, factor: int) -> torch.Tensor:
+    """``[B, F, H, W, 3]`` uint8 frames average-pooled ``factor`` times smaller (floats in [0, 1])."""
+    if factor == 1:
+        return frames
+    b, f, h, w, c = frames.shape
+    x = frames.float().div(255).reshape(b * f, h, w, c).permute(0, 3, 1, 2)
+    x = F.avg_pool2d(x, factor)
+    return x.permute(0, 2, 3, 1).reshape(b, f, h // factor, w // factor, c)
+
+
+def auc(scores: np.ndarray, labels: np.ndarray) -> float:
+    from audioscope_kedro.metrics import auc_roc
+
+    return float(auc_roc(scores, labels)) if 0 < labels.sum() < labels.size else float("nan")
+
+
+def evaluate(
+    model, store, data: StemSet, slots: int, batch_size: int, frame_pool: int = 1
+) -> dict[str, float]:
+    n = len(data.rows)
+    pairs = [(i, (i + n // 2) % n) for i in range(n)]
+    num_frames = int(store.index["num_frames"].iloc[data.rows].min())
+    scores, labels, own = [], [], []
+    model.eval()
+    with torch.no_grad():
+        for lo in range(0, n, batch_size):
+            chunk = pairs[lo : lo + batch_size]
+            batch = make_batch(store, data, chunk, [(0, 0)] * len(chunk), num_frames, slots)
+            logits = model.classify(batch.sources, pool_frames(batch.frames, frame_pool))
+            m = batch.mask
+            scores.append(logits[m].numpy())
+            labels.append(batch.labels[m].numpy())
+            own.append(batch.own[m].numpy())
+    model.train()
+    s, y, o = np.concatenate(scores), np.concatenate(labels), np.concatenate(own)
+    return {"auc": auc(s, y), "auc_within": auc(s[o], y[o])}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--env", default="demo_real", help="Kedro environment (its clip store)")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--crop-seconds", type=float, default=2.0)
+    parser.add_argument("--validate-every", type=int, default=250)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--frame-pool", type=int, default=1, help="average-pool the frames by this factor"
+    )
+    parser.add_argument("overrides", nargs="*", help="model.* assignments, e.g. attention.layers=1")
+    args = parser.parse_args()
+    os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    from kedro.framework.session import KedroSession
+    from kedro.framework.startup import bootstrap_project
+
+    from audioscope_kedro.models.audioscope import AudioScope
+    from audioscope_kedro.training.audioscope import model_config
+
+    bootstrap_project(ROOT)
+    with KedroSession.create(project_path=ROOT, env=args.env) as session:
+        context = session.load_context()
+        store, params = context.catalog.load("clip_store"), context.params
+        demo_root = Path(context.config_loader["globals"]["demo_root"])
+    config = model_config(
+        override(dict(params["model"]), args.overrides), store, params["clip_seconds"]
+    )
+    model = AudioScope(config)
+    modules = [model.audio_embedding, model.image_embedding, model.attention, model.classifier]
+    modules += [model.sync] if model.sync is not None else []
+    weights = [p for m in modules for p in m.parameters()]
+    optimiser = torch.optim.Adam(weights, lr=args.lr)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda step: min(1.0, (step + 1) / 100))
+    train = load_stems(store, ROOT / demo_root, ("train",))
+    held_out = load_stems(store, ROOT / demo_root, ("validate", "test"))
+    slots = 2 * max(len(x) for x in train.labels + held_out.labels)
+    fps = store.settings.fps
+    count = max(1, int(round(args.crop_seconds * fps)))
+    room = int(store.index["num_frames"].iloc[train.rows].min()) - count
+    rng = np.random.default_rng(args.seed)
+    n = len(train.rows)
+    print(f"{args.env}: {n} training clips, {len(held_out.rows)} held out, {slots} source slots")
+    start, losses, hits, seen = time.perf_counter(), [], 0, 0
+    for step in tqdm(range(1, args.steps + 1), desc="probe"):
+        first = rng.integers(0, n, args.batch_size)
+        second = (first + rng.integers(1, n, args.batch_size)) % n
+        starts = rng.integers(0, room + 1, (args.batch_size, 2))
+        batch = make_batch(
+            store, train, list(zip(first, second, strict=True)), starts.tolist(), count, slots
+        )
+        logits = model.classify(batch.sources, pool_frames(batch.frames, args.frame_pool))
+        m = batch.mask.float()
+        loss = (
+            F.binary_cross_entropy_with_logits(logits, batch.labels, reduction="none") * m
+        ).sum()
+        loss = loss / m.sum().clamp_min(1)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        schedule.step()
+        losses.append(loss.item())
+        hits += int((((logits > 0).float() == batch.labels).float() * m).sum())
+        seen += int(m.sum())
+        if step % args.validate_every == 0 or step == args.steps:
+            figures = evaluate(model, store, held_out, slots, 32, args.frame_pool)
+            tqdm.write(
+                f"step {step}: train loss {np.mean(losses):.3f} accuracy {hits / max(seen, 1):.3f}"
+                f" | held-out auc {figures['auc']:.3f} within-clip {figures['auc_within']:.3f}"
+                f" | {(time.perf_counter() - start) / 60:.1f} min"
+            )
+            losses, hits, seen = [], 0, 0
+
+
+if __name__ == "__main__":
+    main()
