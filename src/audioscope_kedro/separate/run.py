@@ -309,17 +309,19 @@ class _Job:
         c, info, tmp, fmt = self.config, self.info, self.tmp, self.options.audio_format
         with self.clock("files"):
             records = self.stitcher.records
-            spectrogram_uri = page.png_data_uri(page.spectrogram_figure(self.spectrogram))
-            probability_uri = page.png_data_uri(
-                page.probability_figure(
-                    np.array([r.start for r in records]),
-                    np.array([r.end for r in records]),
-                    np.stack([r.probabilities for r in records]),
-                    np.stack([r.weights for r in records]),
-                )
+            spectrogram_png = page.spectrogram_png(self.spectrogram)
+            probability_png = page.probability_png(
+                np.array([r.start for r in records]),
+                np.array([r.end for r in records]),
+                np.stack([r.probabilities for r in records]),
+                np.stack([r.weights for r in records]),
+                duration=self.samples / info.sample_rate,
             )
-            _write_data_uri(tmp / "spectrogram.png", spectrogram_uri)
-            _write_data_uri(tmp / "probabilities.png", probability_uri)
+            # inside the temporary folder that is renamed into place when the input is done
+            (tmp / "spectrogram.png").write_bytes(spectrogram_png)
+            (tmp / "probabilities.png").write_bytes(probability_png)
+            spectrogram_uri = page.png_data_uri(spectrogram_png)
+            probability_uri = page.png_data_uri(probability_png)
             windows = f"{len(records)} of {self.window_s:g} s every {self.hop_s:g} s"
             facts = {
                 "input": str(video),
@@ -356,12 +358,6 @@ class _Job:
                 "wall_seconds": wall_seconds,
             }
             write_text(tmp / "separation.json", json.dumps(meta, indent=2) + "\n")
-
-
-def _write_data_uri(path: Path, uri: str) -> None:
-    import base64
-
-    path.write_bytes(base64.b64decode(uri.split(",", 1)[1]))
 
 
 def find_videos(path: Path) -> list[Path]:
