@@ -195,6 +195,10 @@ def test_sync_shapes_and_batch_independence():
     again = sync(audio, changed)
     torch.testing.assert_close(again[[0, 2]], out[[0, 2]])
     assert not torch.allclose(again[1], out[1])
+    # one frame (a clip shorter than a video frame's worth): no correlation, and no NaN
+    single = sync(audio[:, :, :1], video[:, :1])
+    assert torch.isfinite(single).all()
+    torch.testing.assert_close(single[0], single[1])  # nothing of either input is left
 
 
 def test_sync_ignores_level_and_offset_over_time():
