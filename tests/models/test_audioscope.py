@@ -137,3 +137,45 @@ def test_sync_features_are_part_of_the_model_and_of_its_saved_form(tmp_path):
     loaded = AudioScope.load(tmp_path / "model").eval()
     assert loaded.config.attention.sync
     assert torch.equal(loaded.classify(sources, frames), model.classify(sources, frames))
+
+
+def test_a_calibration_written_before_sync_existed_still_names_its_model(tmp_path):
+    """Versions before ``model.attention.sync`` wrote config.json without it and fingerprinted
+    that record in calibration.json: such a model folder still loads with its calibration."""
+    import dataclasses
+    import hashlib
+
+    from audioscope_kedro.evaluation.calibration import (
+        Calibration,
+        CalibrationMismatchError,
+        OperatingPoint,
+        PointKind,
+    )
+    from audioscope_kedro.models.persistence import config_fingerprint, kind_of, weights_fingerprint
+    from audioscope_kedro.release import ReleasedModel
+
+    torch.manual_seed(0)
+    model = AudioScope(tiny_config("sep_sa"))
+    record = {"kind": kind_of(model), **dataclasses.asdict(model.config)}
+    del record["attention"]["sync"]
+    old = hashlib.sha1(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()
+    assert config_fingerprint(model) == old
+
+    model.save(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    del config["attention"]["sync"]
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    point = OperatingPoint(PointKind.AFFINE, threshold=0.5, temperature=0.5, bias=-1.0)
+    calibration = Calibration(
+        point, 15.0, True, "validate", weights_fingerprint(model), config_fingerprint=old
+    )
+    (tmp_path / "calibration.json").write_text(json.dumps(calibration.to_json()))
+    assert ReleasedModel.load(tmp_path).calibration.point == point
+
+    # the same weights with the synchrony path switched on are another model
+    synced_config = tiny_config("sep_sa")
+    synced_config.attention.sync = True
+    synced = AudioScope(synced_config)
+    assert config_fingerprint(synced) != old
+    with pytest.raises(CalibrationMismatchError):
+        calibration.check_model(weights_fingerprint(model), config=config_fingerprint(synced))

@@ -156,12 +156,23 @@ def weights_fingerprint(module: nn.Module) -> str:
     return digest.hexdigest()
 
 
+# Configuration fields added after models were saved without them, with the value that rebuilds
+# those models. At that value a field is left out of the fingerprint: a calibration written
+# before the field existed still names its model (the fingerprint is the one it recorded).
+ADDED_FIELDS: dict[tuple[str, str], object] = {("attention", "sync"): False}
+
+
 def config_fingerprint(module: nn.Module) -> str:
     """Identity of a module's configuration (kind and every field, as ``config.json`` records
     them): with :func:`weights_fingerprint` it names the model a calibration was made for.
     Settings that change no weight's shape (the sample rate, the clip length, the number of
-    attention heads) change what the same weights compute."""
+    attention heads) change what the same weights compute. Fields of ``ADDED_FIELDS`` at their
+    listed value are left out."""
     record = {"kind": kind_of(module), **dataclasses.asdict(module.config)}
+    for (block, name), value in ADDED_FIELDS.items():
+        fields = record.get(block)
+        if isinstance(fields, dict) and name in fields and fields[name] == value:
+            del fields[name]
     return hashlib.sha1(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()
 
 

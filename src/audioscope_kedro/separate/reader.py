@@ -117,6 +117,17 @@ def _samples(frame: av.AudioFrame) -> np.ndarray:
     return packed_channels(frame).astype(np.float32, copy=False)
 
 
+def _input_samples(frame: av.AudioFrame, to_input: av.AudioResampler) -> list[np.ndarray]:
+    """``[C, n]`` float32 blocks of a decoded frame at the input's rate and channels. A planar
+    float frame (what FFmpeg's AAC, Opus and Vorbis decoders give) is read as it is, with no
+    conversion pass; other formats, and planar frames of 8 channels (see ``packed_channels``),
+    go through the packed resampler, which converts formats without delay, so the two paths
+    can alternate within a stream without reordering samples."""
+    if frame.format.name == "fltp" and frame.layout.nb_channels < 8:
+        return [frame.to_ndarray()]
+    return [_samples(f) for f in to_input.resample(frame)]
+
+
 def _mono(frame: av.AudioFrame) -> np.ndarray:
     """``[n]`` float32 mean of a resampled frame's channels (``ndarray.mean`` costs more in
     Python than in arithmetic on frames this short, one per AAC packet)."""
@@ -196,7 +207,7 @@ def read_blocks(
                 continue
             for frame in packet.decode():
                 audio_rate = frame.sample_rate
-                original = [_samples(f) for f in to_input.resample(frame)]
+                original = _input_samples(frame, to_input)
                 model = [_mono(f) for f in to_model.resample(frame)]
                 if original or model:
                     yield audio_block(original, model)
