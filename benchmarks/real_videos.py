@@ -19,7 +19,15 @@ model's saved calibration unless told otherwise) and prints:
   ideal keeps the whole mixture; SI-SNRi against the mixture itself is therefore ~0 at best),
   and for each talker the best SI-SNR among the model's separated sources (how well the
   separator isolates one voice) with its improvement over the mixture;
-- the clips the tool refuses (a ``no_audio`` row is a bad-input case), with the reason.
+- the clips the tool refuses (a ``no_audio`` row is a bad-input case), with the reason;
+- **swapped pictures** (``--swaps K``, default 3): each on-screen-only clip's soundtrack is
+  remuxed under the pictures of K other on-screen-only clips (cyclic shifts of the list), which
+  makes every sound of it off screen by construction, as AudioScope builds its off-screen
+  mixtures from unrelated clips. The **paired gap** is, per soundtrack, its share with its own
+  pictures minus the mean share with foreign ones, averaged over soundtracks with a 95%
+  bootstrap interval: the same sounds on both sides, so a model that keeps more of some kinds
+  of sound (speech, music) whatever is shown scores 0 here. The labelled list has a single
+  off-screen-only clip; this contrast has one pair of samples per soundtrack.
 
 Goal (issue 10): on-screen-only clips keep clearly more than off-screen-only ones. The model
 must be one trained on realistic scenes (``make demo-real``: ``data/demo_real/06_models/
@@ -36,6 +44,7 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import av
 import numpy as np
 import pandas as pd
 import soundfile as sf
@@ -47,6 +56,7 @@ from audioscope_kedro.evaluation.calibration import RAW, OperatingPoint, PointKi
 from audioscope_kedro.metrics import si_snr
 from audioscope_kedro.release import ReleasedModel
 from audioscope_kedro.separate import SeparateOptions, separate_file
+from audioscope_kedro.separate.writers import RemuxWriter
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_VIDEOS = ROOT.parent / "shared" / "data" / "real_videos"
@@ -150,6 +160,78 @@ def bootstrap_margin(
     return float(on.mean() - off.mean()), float(low), float(high)
 
 
+def swap_soundtrack(pictures: Path, audio: np.ndarray, rate: int, out: Path) -> float:
+    """Write ``out`` (mp4): the video stream of ``pictures`` copied, with ``audio`` ([n, C] at
+    ``rate``) as its soundtrack, both cut to the shorter of the two. Returns that length (s)."""
+    with av.open(str(pictures)) as src:
+        stream = src.streams.video[0]
+        frames = stream.frames or 0
+        video_seconds = (
+            float(stream.duration * stream.time_base)
+            if stream.duration
+            else frames / float(stream.average_rate or 25)
+        )
+        seconds = min(video_seconds, audio.shape[0] / rate)
+        writer = RemuxWriter(out, stream, rate, audio.shape[1], start_time=0.0)
+        try:
+            for packet in src.demux(stream):
+                # decode order: a packet decoded after the cut is never needed before it
+                if packet.dts is not None and packet.dts * stream.time_base >= seconds:
+                    break
+                writer.video_packet(packet)
+            writer.audio_chunk(audio[: int(seconds * rate)].T)
+        finally:
+            writer.close()
+    return seconds
+
+
+def bootstrap_mean(values: np.ndarray, resamples: int = 2000, seed: int = 0) -> tuple[float, ...]:
+    """Mean of ``values`` and its percentile 95% bootstrap interval."""
+    rng = np.random.default_rng(seed)
+    stats = [rng.choice(values, values.size).mean() for _ in range(resamples)]
+    low, high = np.percentile(stats, [2.5, 97.5])
+    return float(values.mean()), float(low), float(high)
+
+
+@dataclass
+class Separated:
+    """An on-screen-only clip as separated with its own pictures."""
+
+    video: Path
+    folder: Path  # its separation (the two stems sum to its soundtrack)
+    start: float  # the labelled span
+    end: float
+
+
+def swapped_gaps(
+    release: ReleasedModel,
+    options: SeparateOptions,
+    own: dict[str, Separated],
+    swaps: int,
+    workdir: Path,
+) -> pd.DataFrame:
+    """Each soundtrack of ``own`` (its labelled span) under the pictures of the next ``swaps``
+    clips of the sorted list (cyclically): one row per pair with the share kept on screen with
+    the foreign pictures and with its own, over the same seconds."""
+    names = sorted(own)
+    pairs = [
+        (a, names[(i + k) % len(names)]) for i, a in enumerate(names) for k in range(1, swaps + 1)
+    ]
+    rows = []
+    for sound, pictures in tqdm(pairs, desc="swapped pictures", unit="clip"):
+        clip = own[sound]
+        on, rate = _read(clip.folder / "on_screen.wav")
+        off, _ = _read(clip.folder / "off_screen.wav")
+        soundtrack = _span(on + off, rate, clip.start, clip.end)
+        path = workdir / f"{Path(sound).stem}__under__{Path(pictures).stem}.mp4"
+        seconds = swap_soundtrack(own[pictures].video, soundtrack, rate, path)
+        report = separate_file(release.model, path, workdir / "separated", options)
+        swapped, _ = on_share(report.folder, 0.0, seconds)
+        mine, _ = on_share(clip.folder, clip.start, clip.start + seconds)
+        rows.append({"sound": sound, "pictures": pictures, "own": mine, "swapped": swapped})
+    return pd.DataFrame(rows)
+
+
 def plot(clips: list[ClipResult], path: Path) -> None:
     import matplotlib
 
@@ -184,6 +266,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", help="write the figures here")
     ap.add_argument("--plot", help="write the per-clip bar chart here (PNG)")
     ap.add_argument("--keep", help="keep the separated outputs in this folder")
+    ap.add_argument(
+        "--swaps",
+        type=int,
+        default=3,
+        help="foreign pictures per on-screen-only soundtrack (0: none)",
+    )
     args = ap.parse_args(argv)
 
     videos = Path(args.videos)
@@ -203,6 +291,8 @@ def main(argv: list[str] | None = None) -> int:
     labels = pd.read_csv(videos / "labels.csv")
     clips: list[ClipResult] = []
     talkers: list[TalkerResult] = []
+    own: dict[str, Separated] = {}
+    swapped = pd.DataFrame()
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(args.keep) if args.keep else Path(tmp)
         for row in tqdm(list(labels.itertuples(index=False)), desc="real videos", unit="clip"):
@@ -216,6 +306,10 @@ def main(argv: list[str] | None = None) -> int:
             clips.append(ClipResult(row.video_path, row.label, seconds, share))
             if video.parent.name == "vasp_3speakers":
                 talkers.extend(talker_results(report.folder, video, model_rate))
+            if row.label == "on_screen_only":
+                own[row.video_path] = Separated(video, report.folder, row.start_time, row.end_time)
+        if args.swaps and len(own) > args.swaps:
+            swapped = swapped_gaps(release, options, own, args.swaps, Path(tmp))
 
     table = pd.DataFrame([asdict(c) for c in clips])
     with pd.option_context("display.width", 140, "display.max_colwidth", 60):
@@ -245,6 +339,24 @@ def main(argv: list[str] | None = None) -> int:
         summary["three_speakers"] = tt.to_dict(orient="records")
         print("\nthree-speaker videos (dB, at the model's rate):")
         print(tt.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+    if not swapped.empty:
+        per_sound = swapped.groupby("sound").agg(own=("own", "mean"), swapped=("swapped", "mean"))
+        gaps = (per_sound.own - per_sound.swapped).to_numpy()
+        gap, low, high = bootstrap_mean(gaps)
+        summary["swapped"] = {
+            "own_mean": float(per_sound.own.mean()),
+            "swapped_mean": float(per_sound.swapped.mean()),
+            "gap": {"value": gap, "ci95": [low, high]},
+            "higher_with_own": int((gaps > 0).sum()),
+            "soundtracks": int(gaps.size),
+            "pairs": swapped.to_dict(orient="records"),
+        }
+        print(
+            f"\nswapped pictures ({args.swaps} foreign per soundtrack, {gaps.size} soundtracks): "
+            f"share on screen with own pictures {per_sound.own.mean():.3f}, with foreign ones "
+            f"{per_sound.swapped.mean():.3f}; paired gap {gap:+.3f} [{low:+.3f}, {high:+.3f}] "
+            f"(95% bootstrap); own higher for {(gaps > 0).sum()} of {gaps.size}"
+        )
     refused = table[table.refused != ""]
     summary["refused"] = dict(zip(refused.video, refused.refused, strict=True))
     for video, reason in summary["refused"].items():
