@@ -5,6 +5,7 @@ from audioscope_kedro.models.attention import (
     ATTENTION_VARIANTS,
     AttentionConfig,
     Block,
+    MotionSyncFeatures,
     SyncFeatures,
     build_attention,
 )
@@ -240,3 +241,58 @@ def test_sync_scores_a_source_that_follows_a_position_above_one_that_does_not():
     corr = torch.einsum("bmfd,bpfd->bmpd", a, v) / 50
     torch.testing.assert_close(corr[0, 0, 2], torch.ones(4), atol=1e-4, rtol=0)
     assert corr[0, 1].abs().max() < 0.5
+
+
+# ---------------------------------------------------------- model-free motion synchrony
+
+
+def moving_scene(frames=24, size=32, per_frame=80, seed=0):
+    """A square in cell (2, 5) of an 8x8 grid that jumps on random frames, a source whose
+    loudness follows those jumps and one with loudness of its own; still background."""
+    g = torch.Generator().manual_seed(seed)
+    jumps = torch.rand(frames, generator=g) > 0.5
+    video = torch.zeros(1, frames, size, size, 3)
+    offset = torch.cumsum(jumps.long(), 0) % 2  # the square moves by a pixel on each jump
+    for t in range(frames):
+        x = 20 + int(offset[t])
+        video[0, t, 8:12, x : x + 3] = 1.0
+    loud = torch.where(jumps, 1.0, 0.05).repeat_interleave(per_frame)
+    own = (0.05 + torch.rand(frames, generator=g)).repeat_interleave(per_frame)
+    noise = torch.randn(2, frames * per_frame, generator=g)
+    sources = torch.stack([loud, own])[None] * noise[None]  # [1, 2, T]
+    return sources, (video * 255).to(torch.uint8)
+
+
+def test_motion_sync_finds_the_cell_that_moves_with_a_source():
+    sync = MotionSyncFeatures(8)
+    sources, frames = moving_scene()
+    corr = sync.correlations(sources, frames)  # [1, 2, 64]
+    assert corr.shape == (1, 2, 64)
+    best = corr[0, 0].argmax()
+    assert best in (2 * 8 + 5, 1 * 8 + 5)  # the square's cell (or its row's edge)
+    assert corr[0, 0].max() > 0.8
+    assert corr[0, 1].max() < corr[0, 0].max() - 0.3
+    still = corr[0, 0, 0]  # a cell where nothing moves correlates with nothing
+    assert still == 0
+
+
+def test_motion_sync_ignores_level_and_is_zero_for_silence_and_short_clips():
+    torch.manual_seed(0)
+    sync = MotionSyncFeatures(8)
+    perturb(sync)
+    sources, frames = moving_scene()
+    out = sync(sources, frames)
+    assert out.shape == (1, 2, 8)
+    torch.testing.assert_close(sync(sources * 7.0, frames), out, atol=1e-4, rtol=1e-4)
+    silent = torch.zeros_like(sources)
+    assert sync.correlations(silent, frames).abs().max() == 0
+    two = sync.correlations(sources[..., : 2 * 80], frames[:, :2])
+    assert two.shape == (1, 2, 64) and two.abs().max() == 0
+
+
+def test_motion_sync_depends_on_alignment():
+    sync = MotionSyncFeatures(8)
+    sources, frames = moving_scene()
+    aligned = sync.correlations(sources, frames)[0, 0].max()
+    shifted = sync.correlations(sources.roll(5 * 80, dims=-1), frames)[0, 0].max()
+    assert shifted < aligned - 0.3

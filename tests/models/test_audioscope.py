@@ -119,29 +119,35 @@ def test_a_config_json_of_the_local_window_era(tmp_path, variant, loads):
             AudioScope.load(tmp_path / "m")
 
 
-def test_sync_features_are_part_of_the_model_and_of_its_saved_form(tmp_path):
+@pytest.mark.parametrize("option", ["sync", "motion_sync"])
+def test_sync_features_are_part_of_the_model_and_of_its_saved_form(tmp_path, option):
     torch.manual_seed(0)
     config = tiny_config("sep_sa")
-    config.attention.sync = True
+    setattr(config.attention, option, True)
     model = AudioScope(config).eval()
-    assert any(name.startswith("sync.") for name, _ in model.named_parameters())
-    sources = torch.randn(1, 4, 8000)
+    assert any(name.startswith(f"{option}.") for name, _ in model.named_parameters())
+    module = getattr(model, option)
+    sources = torch.randn(1, 4, 8000) * torch.rand(1, 4, 8).repeat_interleave(1000, -1)
     frames = torch.randint(0, 256, (1, 8, 16, 16, 3), dtype=torch.uint8)
     logits = model.classify(sources, frames)
     logits.sum().backward()
-    assert model.sync.audio.weight.grad.abs().sum() > 0  # trained with the rest
+    assert module.out[-1].weight.grad.abs().sum() > 0  # trained with the rest
     with torch.no_grad():
-        model.sync.out[-1].weight.add_(torch.randn_like(model.sync.out[-1].weight))
+        module.out[-1].weight.add_(torch.randn_like(module.out[-1].weight))
     assert not torch.allclose(model.classify(sources, frames), logits)  # and used
     model.save(tmp_path / "model")
     loaded = AudioScope.load(tmp_path / "model").eval()
-    assert loaded.config.attention.sync
+    assert getattr(loaded.config.attention, option)
     assert torch.equal(loaded.classify(sources, frames), model.classify(sources, frames))
 
 
-def test_a_calibration_written_before_sync_existed_still_names_its_model(tmp_path):
-    """Versions before ``model.attention.sync`` wrote config.json without it and fingerprinted
-    that record in calibration.json: such a model folder still loads with its calibration."""
+@pytest.mark.parametrize(
+    "missing", [("sync", "motion_sync"), ("motion_sync",)], ids=["before-sync", "before-motion"]
+)
+def test_a_calibration_written_before_sync_existed_still_names_its_model(tmp_path, missing):
+    """Versions before ``model.attention.sync`` (or ``motion_sync``) wrote config.json without
+    it and fingerprinted that record in calibration.json: such a model folder still loads with
+    its calibration."""
     import dataclasses
     import hashlib
 
@@ -155,15 +161,24 @@ def test_a_calibration_written_before_sync_existed_still_names_its_model(tmp_pat
     from audioscope_kedro.release import ReleasedModel
 
     torch.manual_seed(0)
-    model = AudioScope(tiny_config("sep_sa"))
+    config = tiny_config("sep_sa")
+    # a model saved between the two additions is one with sync on (with it off, the version
+    # that added it left it out of the fingerprint too)
+    sync_on = "sync" not in missing
+    config = dataclasses.replace(
+        config, attention=dataclasses.replace(config.attention, sync=sync_on)
+    )
+    model = AudioScope(config)
     record = {"kind": kind_of(model), **dataclasses.asdict(model.config)}
-    del record["attention"]["sync"]
+    for name in missing:
+        del record["attention"][name]
     old = hashlib.sha1(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()
     assert config_fingerprint(model) == old
 
     model.save(tmp_path)
     config = json.loads((tmp_path / "config.json").read_text())
-    del config["attention"]["sync"]
+    for name in missing:
+        del config["attention"][name]
     (tmp_path / "config.json").write_text(json.dumps(config))
     point = OperatingPoint(PointKind.AFFINE, threshold=0.5, temperature=0.5, bias=-1.0)
     calibration = Calibration(
@@ -172,9 +187,10 @@ def test_a_calibration_written_before_sync_existed_still_names_its_model(tmp_pat
     (tmp_path / "calibration.json").write_text(json.dumps(calibration.to_json()))
     assert ReleasedModel.load(tmp_path).calibration.point == point
 
-    # the same weights with the synchrony path switched on are another model
+    # the same weights with the missing path switched on are another model
     synced_config = tiny_config("sep_sa")
     synced_config.attention.sync = True
+    synced_config.attention.motion_sync = sync_on
     synced = AudioScope(synced_config)
     assert config_fingerprint(synced) != old
     with pytest.raises(CalibrationMismatchError):

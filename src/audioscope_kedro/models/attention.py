@@ -42,6 +42,9 @@ class AttentionConfig:
     # Add to every variant's features each source's synchrony with the picture (SyncFeatures):
     # not in the papers, an option (docs/model.md, "Synchrony features").
     sync: bool = False
+    # Add a model-free synchrony cue (MotionSyncFeatures): each source's loudness against the
+    # frame differences of a grid of cells. Not in the papers, an option (docs/model.md).
+    motion_sync: bool = False
 
     def __post_init__(self) -> None:
         if self.layers < 1:
@@ -309,6 +312,55 @@ class SyncFeatures(nn.Module):
         corr = torch.einsum("bmfd,bpfd->bmpd", a, v) / a.shape[2]  # [B, M, P, D]
         weights = torch.softmax(self.where(corr).squeeze(-1), dim=-1)  # [B, M, P]
         return self.out((weights.unsqueeze(-1) * corr).sum(dim=2))
+
+
+class MotionSyncFeatures(nn.Module):
+    """A fixed synchrony measure between each source's loudness and motion in the picture,
+    learned only in how it is used.
+
+    ``sources [B, M, T]``, ``frames [B, F, H, W, 3] -> [B, M, D]``. For each source, the
+    correlation over the clip between its log energy in each frame's interval and, for each
+    cell of a ``grid x grid`` partition of the picture, the cell's mean absolute difference
+    from the previous frame; summarised per source by the best cell and the mean over cells,
+    then mapped to the feature space by a small MLP.
+
+    Unlike :class:`SyncFeatures`, nothing in the measure is learned from the training pictures:
+    it responds to whatever moves or changes with a sound (a drumstick, lips, a knife) as much
+    in real footage as in the scenes it was trained on. Level-invariant (a log energy is
+    standardised over time); a silent source, or a clip of fewer than three frames, scores 0.
+    """
+
+    def __init__(self, dim: int, grid: int = 8):
+        super().__init__()
+        self.grid = grid
+        self.out = nn.Sequential(nn.Linear(2, dim), nn.ReLU(), nn.Linear(dim, dim))
+
+    @staticmethod
+    def _standardise(x: torch.Tensor, dim: int) -> torch.Tensor:
+        x = x - x.mean(dim=dim, keepdim=True)
+        std = x.pow(2).mean(dim=dim, keepdim=True).sqrt()
+        # a constant series (a silent source, a still cell) correlates with nothing
+        return torch.where(std > 1e-4, x / std.clamp_min(1e-4), torch.zeros_like(x))
+
+    def correlations(self, sources: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+        """``corr [B, M, grid * grid]``: each source's loudness against each cell's motion."""
+        b, m, t = sources.shape
+        f = frames.shape[1]
+        if f < 3 or t < f:
+            return sources.new_zeros(b, m, self.grid * self.grid)
+        per_frame = t // f
+        energy = sources[..., : f * per_frame].reshape(b, m, f, per_frame).pow(2).mean(-1)
+        loud = self._standardise(torch.log(energy + 1e-8)[..., 1:], dim=-1)  # [B, M, F-1]
+        x = frames.float()
+        moved = (x[:, 1:] - x[:, :-1]).abs().mean(-1)  # [B, F-1, H, W]
+        cells = F.adaptive_avg_pool2d(moved, self.grid).flatten(2)  # [B, F-1, G*G]
+        cells = self._standardise(cells, dim=1)
+        return torch.einsum("bmf,bfp->bmp", loud, cells) / (f - 1)
+
+    def forward(self, sources: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+        corr = self.correlations(sources, frames)
+        summary = torch.stack([corr.amax(dim=-1), corr.mean(dim=-1)], dim=-1)  # [B, M, 2]
+        return self.out(summary)
 
 
 ATTENTION_VARIANTS = {

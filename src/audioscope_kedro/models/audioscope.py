@@ -18,7 +18,12 @@ import torch
 from torch import nn
 
 from audioscope_kedro.media import MediaFormat
-from audioscope_kedro.models.attention import AttentionConfig, SyncFeatures, build_attention
+from audioscope_kedro.models.attention import (
+    AttentionConfig,
+    MotionSyncFeatures,
+    SyncFeatures,
+    build_attention,
+)
 from audioscope_kedro.models.embeddings import AudioEmbedding, EmbeddingConfig, ImageEmbedding
 from audioscope_kedro.models.persistence import load_model, save_model
 from audioscope_kedro.models.separation import Separator, SeparatorConfig
@@ -96,6 +101,9 @@ class AudioScope(nn.Module):
         self.image_embedding = ImageEmbedding(config.embedding)
         self.attention = build_attention(config.attention)
         self.sync = SyncFeatures(config.embedding.dim) if config.attention.sync else None
+        self.motion_sync = (
+            MotionSyncFeatures(config.embedding.dim) if config.attention.motion_sync else None
+        )
         self.classifier = OnScreenClassifier(config.embedding.dim)
 
     def classify(self, sources: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
@@ -105,6 +113,8 @@ class AudioScope(nn.Module):
         features = self.attention(audio, video)
         if self.sync is not None:
             features = features + self.sync(audio, video)
+        if self.motion_sync is not None:
+            features = features + self.motion_sync(sources, frames)
         return self.classifier(features)
 
     def forward(self, mixture: torch.Tensor, frames: torch.Tensor) -> AudioScopeOutput:

@@ -159,7 +159,10 @@ def weights_fingerprint(module: nn.Module) -> str:
 # Configuration fields added after models were saved without them, with the value that rebuilds
 # those models. At that value a field is left out of the fingerprint: a calibration written
 # before the field existed still names its model (the fingerprint is the one it recorded).
-ADDED_FIELDS: dict[tuple[str, str], object] = {("attention", "sync"): False}
+ADDED_FIELDS: dict[tuple[str, str], object] = {
+    ("attention", "sync"): False,
+    ("attention", "motion_sync"): False,
+}
 
 
 def config_fingerprint(module: nn.Module) -> str:
