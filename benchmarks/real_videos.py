@@ -58,6 +58,7 @@ from tqdm.auto import tqdm
 from audioscope_kedro.data.decode import BadClipError, DecodeSettings, decode_clip
 from audioscope_kedro.evaluation.calibration import RAW, OperatingPoint, PointKind
 from audioscope_kedro.metrics import si_snr
+from audioscope_kedro.models.attention import motion_correlations
 from audioscope_kedro.release import ReleasedModel
 from audioscope_kedro.separate import SeparateOptions, separate_file
 from audioscope_kedro.separate.writers import RemuxWriter
@@ -197,22 +198,13 @@ def bootstrap_mean(values: np.ndarray, resamples: int = 2000, seed: int = 0) -> 
     return float(values.mean()), float(low), float(high)
 
 
-def motion_sync_score(
-    audio: np.ndarray, frames: np.ndarray, samples_per_frame: int, grid: int = 8
-) -> float:
-    """Model-free audio-visual synchrony: the highest Pearson correlation, over ``grid x grid``
-    cells, between the log energy of ``audio`` (float [T]) in each frame's interval and the
-    cell's mean absolute difference from the previous frame (``frames`` uint8 [F, H, W, 3])."""
-    n = min(frames.shape[0], audio.size // samples_per_frame)
-    energy = (audio[: n * samples_per_frame].reshape(n, -1).astype(np.float64) ** 2).mean(1)
-    loud = np.log(energy + 1e-8)[1:]
-    moved = np.abs(np.diff(frames[:n].astype(np.float32), axis=0)).mean(-1)  # [n-1, H, W]
-    h, w = moved.shape[1] // grid * grid, moved.shape[2] // grid * grid
-    cells = moved[:, :h, :w].reshape(n - 1, grid, h // grid, grid, w // grid).mean((2, 4))
-    cells = cells.reshape(n - 1, -1)
-    loud = (loud - loud.mean()) / (loud.std() + 1e-8)
-    cells = (cells - cells.mean(0)) / (cells.std(0) + 1e-8)
-    return float((loud[:, None] * cells).mean(0).max())
+def motion_sync_score(audio: np.ndarray, frames: np.ndarray) -> float:
+    """Model-free audio-visual synchrony (:func:`~audioscope_kedro.models.attention.
+    motion_correlations`, the measure of ``model.attention.motion_sync``): the highest
+    correlation over an 8x8 grid of cells between the log energy of ``audio`` (float [T]) in
+    each frame's interval and the cell's motion in ``frames`` (uint8 [F, H, W, 3])."""
+    corr = motion_correlations(torch.from_numpy(audio)[None, None], torch.from_numpy(frames)[None])
+    return float(corr.max())
 
 
 @dataclass
@@ -242,10 +234,12 @@ def swapped_gaps(
     media = release.model.config.media
     settings = DecodeSettings.for_media(media, short_audio="pad")
     decoded = {n: decode_clip(c.video, c.start, c.end, settings) for n, c in own.items()}
-    per_frame = int(round(media.samples_per_frame))
 
     def detector(sound: str, pictures: str) -> float:
-        return motion_sync_score(decoded[sound].audio, decoded[pictures].frames, per_frame)
+        # the soundtrack cut to the pictures' length (or the other way round)
+        audio, frames = decoded[sound].audio, decoded[pictures].frames
+        count = min(frames.shape[0], media.num_frames(audio.size / media.sample_rate))
+        return motion_sync_score(audio[: media.num_samples(count / media.fps)], frames[:count])
 
     rows = []
     for sound, pictures in tqdm(pairs, desc="swapped pictures", unit="clip"):

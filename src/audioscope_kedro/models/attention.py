@@ -314,6 +314,33 @@ class SyncFeatures(nn.Module):
         return self.out((weights.unsqueeze(-1) * corr).sum(dim=2))
 
 
+def _standardise_over(x: torch.Tensor, dim: int) -> torch.Tensor:
+    x = x - x.mean(dim=dim, keepdim=True)
+    std = x.pow(2).mean(dim=dim, keepdim=True).sqrt()
+    # a constant series (a silent source, a still cell) correlates with nothing
+    return torch.where(std > 1e-4, x / std.clamp_min(1e-4), torch.zeros_like(x))
+
+
+def motion_correlations(sources: torch.Tensor, frames: torch.Tensor, grid: int = 8) -> torch.Tensor:
+    """``sources [B, M, T]``, ``frames [B, F, H, W, 3] -> corr [B, M, grid * grid]``: for each
+    source and each cell of a ``grid x grid`` partition of the picture, the Pearson correlation
+    over the clip between the source's log energy in each frame's interval and the cell's mean
+    absolute difference from the previous frame. 0 for a constant series and for fewer than
+    three frames."""
+    b, m, t = sources.shape
+    f = frames.shape[1]
+    if f < 3 or t < f:
+        return sources.new_zeros(b, m, grid * grid)
+    per_frame = t // f
+    energy = sources[..., : f * per_frame].reshape(b, m, f, per_frame).pow(2).mean(-1)
+    loud = _standardise_over(torch.log(energy + 1e-8)[..., 1:], dim=-1)  # [B, M, F-1]
+    x = frames.float()
+    moved = (x[:, 1:] - x[:, :-1]).abs().mean(-1)  # [B, F-1, H, W]
+    cells = F.adaptive_avg_pool2d(moved, grid).flatten(2)  # [B, F-1, G*G]
+    cells = _standardise_over(cells, dim=1)
+    return torch.einsum("bmf,bfp->bmp", loud, cells) / (f - 1)
+
+
 class MotionSyncFeatures(nn.Module):
     """A fixed synchrony measure between each source's loudness and motion in the picture,
     learned only in how it is used.
@@ -335,27 +362,8 @@ class MotionSyncFeatures(nn.Module):
         self.grid = grid
         self.out = nn.Sequential(nn.Linear(2, dim), nn.ReLU(), nn.Linear(dim, dim))
 
-    @staticmethod
-    def _standardise(x: torch.Tensor, dim: int) -> torch.Tensor:
-        x = x - x.mean(dim=dim, keepdim=True)
-        std = x.pow(2).mean(dim=dim, keepdim=True).sqrt()
-        # a constant series (a silent source, a still cell) correlates with nothing
-        return torch.where(std > 1e-4, x / std.clamp_min(1e-4), torch.zeros_like(x))
-
     def correlations(self, sources: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
-        """``corr [B, M, grid * grid]``: each source's loudness against each cell's motion."""
-        b, m, t = sources.shape
-        f = frames.shape[1]
-        if f < 3 or t < f:
-            return sources.new_zeros(b, m, self.grid * self.grid)
-        per_frame = t // f
-        energy = sources[..., : f * per_frame].reshape(b, m, f, per_frame).pow(2).mean(-1)
-        loud = self._standardise(torch.log(energy + 1e-8)[..., 1:], dim=-1)  # [B, M, F-1]
-        x = frames.float()
-        moved = (x[:, 1:] - x[:, :-1]).abs().mean(-1)  # [B, F-1, H, W]
-        cells = F.adaptive_avg_pool2d(moved, self.grid).flatten(2)  # [B, F-1, G*G]
-        cells = self._standardise(cells, dim=1)
-        return torch.einsum("bmf,bfp->bmp", loud, cells) / (f - 1)
+        return motion_correlations(sources, frames, self.grid)
 
     def forward(self, sources: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
         corr = self.correlations(sources, frames)
