@@ -235,11 +235,20 @@ def swapped_gaps(
     settings = DecodeSettings.for_media(media, short_audio="pad")
     decoded = {n: decode_clip(c.video, c.start, c.end, settings) for n, c in own.items()}
 
-    def detector(sound: str, pictures: str) -> float:
-        # the soundtrack cut to the pictures' length (or the other way round)
-        audio, frames = decoded[sound].audio, decoded[pictures].frames
-        count = min(frames.shape[0], media.num_frames(audio.size / media.sample_rate))
-        return motion_sync_score(audio[: media.num_samples(count / media.fps)], frames[:count])
+    def detector(sound: str, pictures: str) -> tuple[float, float]:
+        """(own, swapped) scores over the same frames: the soundtrack cut to the foreign
+        pictures' length or the other way round (a shorter series scores higher by chance)."""
+        audio = decoded[sound].audio
+        count = min(
+            decoded[pictures].frames.shape[0],
+            decoded[sound].frames.shape[0],
+            media.num_frames(audio.size / media.sample_rate),
+        )
+        cut = audio[: media.num_samples(count / media.fps)]
+        return (
+            motion_sync_score(cut, decoded[sound].frames[:count]),
+            motion_sync_score(cut, decoded[pictures].frames[:count]),
+        )
 
     rows = []
     for sound, pictures in tqdm(pairs, desc="swapped pictures", unit="clip"):
@@ -252,14 +261,15 @@ def swapped_gaps(
         report = separate_file(release.model, path, workdir / "separated", options)
         swapped, _ = on_share(report.folder, 0.0, seconds)
         mine, _ = on_share(clip.folder, clip.start, clip.start + seconds)
+        detector_own, detector_swapped = detector(sound, pictures)
         rows.append(
             {
                 "sound": sound,
                 "pictures": pictures,
                 "own": mine,
                 "swapped": swapped,
-                "detector_own": detector(sound, sound),
-                "detector_swapped": detector(sound, pictures),
+                "detector_own": detector_own,
+                "detector_swapped": detector_swapped,
             }
         )
     return pd.DataFrame(rows)
