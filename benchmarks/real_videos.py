@@ -250,14 +250,20 @@ def swapped_gaps(
             motion_sync_score(cut, decoded[pictures].frames[:count]),
         )
 
-    rows = []
-    for sound, pictures in tqdm(pairs, desc="swapped pictures", unit="clip"):
+    def soundtrack(sound: str) -> tuple[np.ndarray, int]:
+        """The labelled span of a clip's input audio (its two stems sum to it)."""
         clip = own[sound]
         on, rate = _read(clip.folder / "on_screen.wav")
         off, _ = _read(clip.folder / "off_screen.wav")
-        soundtrack = _span(on + off, rate, clip.start, clip.end)
+        return _span(on + off, rate, clip.start, clip.end), rate
+
+    soundtracks = {sound: soundtrack(sound) for sound in names}  # read once, used `swaps` times
+    rows = []
+    for sound, pictures in tqdm(pairs, desc="swapped pictures", unit="clip"):
+        clip = own[sound]
+        audio, rate = soundtracks[sound]
         path = workdir / f"{Path(sound).stem}__under__{Path(pictures).stem}.mp4"
-        seconds = swap_soundtrack(own[pictures].video, soundtrack, rate, path)
+        seconds = swap_soundtrack(own[pictures].video, audio, rate, path)
         report = separate_file(release.model, path, workdir / "separated", options)
         swapped, _ = on_share(report.folder, 0.0, seconds)
         mine, _ = on_share(clip.folder, clip.start, clip.start + seconds)
