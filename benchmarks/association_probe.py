@@ -14,6 +14,15 @@ It bounds what ``train`` can reach with perfect separation and perfect pseudo-la
 tells a failure of the audio-visual model (this probe at chance too) from one of the separation
 and pseudo-label route (this probe learns). docs/demo_real_training.md has the measurements.
 
+Where ``../shared/data/real_videos`` is present (``--real-videos``), each validation also
+scores real footage without a separator: every on-screen-only clip of its ``labels.csv`` (the
+labelled span, decoded to the model's input format), its whole soundtrack as the one source,
+under its own pictures and under the pictures of the next ``--swaps`` clips (cut to the same
+frames). ``real gap``: the on-screen logit with the own pictures minus the mean with foreign
+ones, per soundtrack, with a 95% bootstrap interval over soundtracks. It asks whether what the
+audio-visual half learned on the demo's scenes carries over to real footage, in minutes rather
+than a whole ``train`` run.
+
     .venv/bin/python benchmarks/association_probe.py --env demo_real --threads 1 \\
         --steps 3000 attention.variant=sep_cma
 
@@ -34,10 +43,12 @@ import pandas as pd
 import soundfile as sf
 import torch
 from coincidence_probe import override
+from real_videos import bootstrap_mean
 from torch.nn import functional as F
 from tqdm import tqdm
 
 ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_VIDEOS = ROOT.parent / "shared" / "data" / "real_videos"
 LABEL = {"on_screen": 1.0, "off_screen": 0.0}  # background noise is not a source here
 
 
@@ -173,6 +184,65 @@ def evaluate(
     return {"auc": auc(s, y), "auc_within": auc(s[o], y[o])}
 
 
+@dataclass
+class RealFootage:
+    """On-screen-only real clips in the model's input format: soundtrack and pictures."""
+
+    names: list[str]
+    audio: list[np.ndarray]  # float32 [T] per clip
+    frames: list[np.ndarray]  # uint8 [F, H, W, 3] per clip
+
+
+def load_real_footage(folder: Path, media) -> RealFootage | None:
+    """The on-screen-only clips of ``folder/labels.csv`` (their labelled spans), or None where
+    the folder is absent. A clip that does not decode is left out with its reason printed."""
+    from audioscope_kedro.data.decode import BadClipError, DecodeSettings, decode_clip
+
+    if not (folder / "labels.csv").is_file():
+        print(f"no {folder / 'labels.csv'}: no real-footage check")
+        return None
+    labels = pd.read_csv(folder / "labels.csv")
+    settings = DecodeSettings.for_media(media, short_audio="pad")
+    footage = RealFootage([], [], [])
+    for row in labels[labels["label"] == "on_screen_only"].itertuples(index=False):
+        try:
+            clip = decode_clip(folder / row.video_path, row.start_time, row.end_time, settings)
+        except BadClipError as err:
+            print(f"real footage: left out {row.video_path}: {err.reason}")
+            continue
+        footage.names.append(row.video_path)
+        footage.audio.append(clip.audio)
+        footage.frames.append(clip.frames)
+    return footage
+
+
+def real_swap_gaps(model, footage: RealFootage, swaps: int, per_frame: float, frame_pool: int):
+    """Per soundtrack (sorted order): its on-screen logit under its own pictures minus the
+    mean under the next ``swaps`` clips' pictures, each pair over the same frames."""
+    n = len(footage.names)
+    gaps = np.zeros(n)
+    model.eval()
+    with torch.no_grad():
+        for i in range(n):
+            diffs = []
+            for k in range(1, swaps + 1):
+                j = (i + k) % n
+                count = min(
+                    len(footage.frames[i]),
+                    len(footage.frames[j]),
+                    int(footage.audio[i].size // per_frame),
+                )
+                sound = torch.from_numpy(footage.audio[i][: int(round(count * per_frame))])
+                pictures = np.stack([footage.frames[i][:count], footage.frames[j][:count]])
+                logits = model.classify(
+                    sound.expand(2, 1, -1), pool_frames(torch.from_numpy(pictures), frame_pool)
+                )
+                diffs.append(float(logits[0, 0] - logits[1, 0]))
+            gaps[i] = np.mean(diffs)
+    model.train()
+    return gaps
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--env", default="demo_real", help="Kedro environment (its clip store)")
@@ -186,6 +256,12 @@ def main() -> None:
     parser.add_argument(
         "--frame-pool", type=int, default=1, help="average-pool the frames by this factor"
     )
+    parser.add_argument(
+        "--real-videos",
+        default=str(DEFAULT_VIDEOS),
+        help="folder with labels.csv: the swapped-pictures check on real footage",
+    )
+    parser.add_argument("--swaps", type=int, default=3, help="foreign pictures per soundtrack")
     parser.add_argument("overrides", nargs="*", help="model.* assignments, e.g. attention.layers=1")
     args = parser.parse_args()
     os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
@@ -206,9 +282,8 @@ def main() -> None:
         override(dict(params["model"]), args.overrides), store, params["clip_seconds"]
     )
     model = AudioScope(config)
-    modules = [model.audio_embedding, model.image_embedding, model.attention, model.classifier]
-    modules += [model.sync] if model.sync is not None else []
-    weights = [p for m in modules for p in m.parameters()]
+    # everything but the separator: the audio-visual half, whichever optional paths it has
+    weights = [p for name, p in model.named_parameters() if not name.startswith("separator.")]
     optimiser = torch.optim.Adam(weights, lr=args.lr)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda step: min(1.0, (step + 1) / 100))
     train = load_stems(store, ROOT / demo_root, ("train",))
@@ -219,6 +294,11 @@ def main() -> None:
     room = int(store.index["num_frames"].iloc[train.rows].min()) - count
     rng = np.random.default_rng(args.seed)
     n = len(train.rows)
+    per_frame = store.settings.sample_rate / fps
+    footage = load_real_footage(Path(args.real_videos), store.settings.media)
+    if footage is not None and len(footage.names) <= args.swaps:
+        print(f"real footage: {len(footage.names)} clips, too few for {args.swaps} swaps")
+        footage = None
     print(f"{args.env}: {n} training clips, {len(held_out.rows)} held out, {slots} source slots")
     start, losses, hits, seen = time.perf_counter(), [], 0, 0
     for step in tqdm(range(1, args.steps + 1), desc="probe"):
@@ -243,10 +323,18 @@ def main() -> None:
         seen += int(m.sum())
         if step % args.validate_every == 0 or step == args.steps:
             figures = evaluate(model, store, held_out, slots, 32, args.frame_pool)
+            real = ""
+            if footage is not None:
+                gaps = real_swap_gaps(model, footage, args.swaps, per_frame, args.frame_pool)
+                gap, low, high = bootstrap_mean(gaps)
+                real = (
+                    f" | real gap {gap:+.3f} [{low:+.3f}, {high:+.3f}] logits,"
+                    f" own higher {(gaps > 0).sum()}/{gaps.size}"
+                )
             tqdm.write(
                 f"step {step}: train loss {np.mean(losses):.3f} accuracy {hits / max(seen, 1):.3f}"
                 f" | held-out auc {figures['auc']:.3f} within-clip {figures['auc_within']:.3f}"
-                f" | {(time.perf_counter() - start) / 60:.1f} min"
+                f"{real} | {(time.perf_counter() - start) / 60:.1f} min"
             )
             losses, hits, seen = [], 0, 0
 
