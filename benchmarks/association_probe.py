@@ -217,7 +217,7 @@ def load_real_footage(folder: Path, media) -> RealFootage | None:
 
 
 def real_swap_gaps(model, footage: RealFootage, swaps: int, per_frame: float, frame_pool: int):
-    """Per soundtrack (sorted order): its on-screen logit under its own pictures minus the
+    """Per soundtrack (labels.csv order): its on-screen logit under its own pictures minus the
     mean under the next ``swaps`` clips' pictures, each pair over the same frames."""
     n = len(footage.names)
     gaps = np.zeros(n)
