@@ -134,7 +134,10 @@ def coincidence_params(**extra) -> CoincidenceParams:
 
 
 def train_params(**extra) -> TrainParams:
+    """With picture augmentation: each worker's rows get the looks of their rows of the global
+    batch, so that the workers train as one process does."""
     block = {"batch_size": 4, "eval_batch_size": 2, "loop": loop(6), "device": "cpu"}
+    block["picture_augmentation"] = {"enabled": True}
     return parse(TrainParams, merge(block, extra), "train")
 
 

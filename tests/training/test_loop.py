@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from audioscope_kedro.training.checkpoints import CheckpointStore
-from audioscope_kedro.training.loop import LoopSettings, train_loop
+from audioscope_kedro.training.loop import BatchSource, LoopSettings, map_batches, train_loop
 
 
 class TwoParts(nn.Module):
@@ -68,3 +68,40 @@ def test_a_small_scale_moves_the_submodule_less(tmp_path):
 def test_negative_scale_is_refused(tmp_path):
     with pytest.raises(ValueError, match="'first' must be >= 0"):
         trained(tmp_path, {"first": -1.0})
+
+
+class CountingSource:
+    """A stateful batch source: batch ``k`` is the ``k``-th it hands out."""
+
+    def __init__(self):
+        self.given, self.closed, self.loaded = 0, False, None
+
+    def __call__(self, step: int):
+        self.given += 1
+        return self.given
+
+    def state_dict(self, done_steps: int) -> dict:
+        return {"given": done_steps}
+
+    def load_state_dict(self, states) -> None:
+        self.loaded = list(states)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_mapped_batches_keep_a_pure_source_pure_and_a_stateful_one_stateful():
+    def tag(step, b):
+        return (step, b)
+
+    pure = map_batches(lambda step: step * 10, tag)
+    assert not isinstance(pure, BatchSource)
+    assert [pure(s) for s in (2, 0, 2)] == [(2, 20), (0, 0), (2, 20)]
+    source = CountingSource()
+    mapped = map_batches(source, tag)
+    assert isinstance(mapped, BatchSource)
+    assert [mapped(s) for s in range(3)] == [(0, 1), (1, 2), (2, 3)]
+    assert mapped.state_dict(3) == {"given": 3}
+    mapped.load_state_dict([{"given": 1}])
+    mapped.close()
+    assert source.loaded == [{"given": 1}] and source.closed

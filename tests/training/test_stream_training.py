@@ -195,6 +195,31 @@ def test_an_interrupted_run_resumes_as_if_never_stopped(world, straight, tmp_pat
     assert_same_run(straight, (weights, curve, resumed_log))
 
 
+LOOKS = {"picture_augmentation": {"enabled": True}}
+
+
+def test_with_new_looks_a_stream_run_trains_on_them_and_resumes_as_if_never_stopped(
+    world, straight, tmp_path
+):
+    """``train.picture_augmentation`` over the stream: the steps train on other pictures
+    (other weights than ``straight``), and a run killed after 5 steps resumes with the
+    uninterrupted run's clips and looks (the looks are a function of the step; the stream's
+    state goes through the augmenting wrapper)."""
+    looks = fit(world, tmp_path / "straight", **LOOKS)
+    assert looks[2] == straight[2]  # the same clips
+    assert any(not torch.equal(looks[0][k], straight[0][k]) for k in looks[0])
+    with pytest.raises(Interrupted):
+        fit(world, tmp_path / "resumed", interrupt_at=5, **LOOKS)
+    assert_same_run(looks, fit(world, tmp_path / "resumed", **LOOKS))
+
+
+def test_new_looks_reach_the_step_with_random_access(world, tmp_path):
+    """The same with the random-access reader: other weights with the looks than without."""
+    plain = fit(world, tmp_path / "plain", reader="random_access")
+    looks = fit(world, tmp_path / "looks", reader="random_access", **LOOKS)
+    assert any(not torch.equal(looks[0][k], plain[0][k]) for k in looks[0])
+
+
 def epochs_of(source: StreamBatches, steps: int) -> list[tuple[int, list[str], list[str]]]:
     """``(epoch, clip ids 1, clip ids 2)`` of each of ``steps`` steps of ``source``."""
     out = []

@@ -20,6 +20,7 @@ import torch
 from audioscope_kedro import device as devices
 from audioscope_kedro.data.batches import ClipSet, MoMBatch, MoMSet, random_mom_batch
 from audioscope_kedro.data.lists import Split
+from audioscope_kedro.data.picture_augmentation import PictureAugmentation, augment_pictures
 from audioscope_kedro.data.store import ClipStore
 from audioscope_kedro.evaluation.runner import (
     OFF_SCREEN_KINDS,
@@ -39,7 +40,7 @@ from audioscope_kedro.training.checkpoints import (
     trained_settings,
 )
 from audioscope_kedro.training.launch import DistributedSettings
-from audioscope_kedro.training.loop import LoopSettings, train_loop
+from audioscope_kedro.training.loop import LoopSettings, map_batches, train_loop
 from audioscope_kedro.training.sharding import rank_rows, shard_moms
 from audioscope_kedro.training.stream_batches import (
     BatchReader,
@@ -73,6 +74,9 @@ class TrainParams:
     # everything jointly at one rate; 0 freezes it (docs/model.md, "Training recipe")
     separator_learning_rate_scale: float = 1.0
     image_weights: str | None = None  # optional local state_dict to start the image network from
+    # one random look (crop, colour, grey) per training clip, the same for all its frames: not
+    # in the papers (docs/model.md, "Picture augmentation"), off by default
+    picture_augmentation: PictureAugmentation = field(default_factory=PictureAugmentation)
     validation_split: str = "validate"
     eval_batch_size: int = 16
     validation_target_db: float | None = 15.0  # also report on-screen SI-SNR calibrated to this
@@ -120,6 +124,16 @@ def audioscope_step(
     cls, sup = pseudo.mean(), supervised.mean()
     total = separation.mean() + params.classification_weight * cls + params.supervised_weight * sup
     return total, {"mixit": separation.mean().item(), "cls": cls.item(), "sup": sup.item()}
+
+
+def new_looks(step: int, batch: MoMBatch, params: TrainParams) -> MoMBatch:
+    """``batch`` (this process's rows of the global batch of ``step``) with its pictures
+    augmented (``train.picture_augmentation``)."""
+    first_row = rank_rows(params.batch_size, "train.batch_size").start
+    frames = augment_pictures(
+        batch.frames, params.picture_augmentation, params.seed, step, first_row
+    )
+    return replace(batch, frames=frames)
 
 
 def training_clips(
@@ -200,6 +214,8 @@ def fit_audioscope(
             clip_ids=clips.clip_ids,
             weights=dict(zip(clips.clip_ids, clips.weights.tolist(), strict=True)),
         )
+    if params.picture_augmentation.enabled:
+        make_batch = map_batches(make_batch, partial(new_looks, params=params))
     curve = train_loop(
         model,
         partial(audioscope_step, params=params),

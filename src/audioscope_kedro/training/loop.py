@@ -84,6 +84,35 @@ class BatchSource(Protocol):
         ...
 
 
+def map_batches(
+    make_batch: Callable[[int], object], fn: Callable[[int, object], object]
+) -> Callable[[int], object]:
+    """``make_batch`` with ``fn(step, batch)`` applied to each step's batch (``fn`` a pure
+    function of its arguments): a :class:`BatchSource` stays one, with its state."""
+    if isinstance(make_batch, BatchSource):
+        return _MappedSource(make_batch, fn)
+    return lambda step: fn(step, make_batch(step))
+
+
+class _MappedSource:
+    """A :class:`BatchSource` whose batches pass through ``fn(step, batch)``."""
+
+    def __init__(self, source: BatchSource, fn: Callable[[int, object], object]):
+        self.source, self.fn = source, fn
+
+    def __call__(self, step: int) -> object:
+        return self.fn(step, self.source(step))
+
+    def state_dict(self, done_steps: int) -> dict:
+        return self.source.state_dict(done_steps)
+
+    def load_state_dict(self, states: Sequence[Mapping[str, Any]]) -> None:
+        self.source.load_state_dict(states)
+
+    def close(self) -> None:
+        self.source.close()
+
+
 def train_loop(
     model: nn.Module,
     step_fn: StepFn,
