@@ -47,6 +47,8 @@ from real_videos import bootstrap_mean
 from torch.nn import functional as F
 from tqdm import tqdm
 
+from audioscope_kedro.data.picture_augmentation import PictureAugmentation, augment_pictures
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_VIDEOS = ROOT.parent / "shared" / "data" / "real_videos"
 LABEL = {"on_screen": 1.0, "off_screen": 0.0}  # background noise is not a source here
@@ -154,29 +156,6 @@ def pool_frames(frames: torch.Tensor, factor: int) -> torch.Tensor:
     x = frames.float().div(255).reshape(b * f, h, w, c).permute(0, 3, 1, 2)
     x = F.avg_pool2d(x, factor)
     return x.permute(0, 2, 3, 1).reshape(b, f, h // factor, w // factor, c)
-
-
-def augment_pictures(frames: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """``[B, F, H, W, 3]`` uint8 frames with one random change of look per clip, the same for
-    all its frames (so that what moves with a sound still does): a crop of 60-100% of the side
-    resized back, per-channel gains 0.6-1.4, a brightness shift of +-0.15 and grey in 30%."""
-    b, f, h, w, c = frames.shape
-    x = frames.float().div(255)
-    out = torch.empty_like(x)
-    for k in range(b):
-        scale = 0.6 + 0.4 * float(torch.rand((), generator=generator))
-        ch, cw = max(2, int(h * scale)), max(2, int(w * scale))
-        top = int(torch.randint(0, h - ch + 1, (), generator=generator))
-        left = int(torch.randint(0, w - cw + 1, (), generator=generator))
-        crop = x[k, :, top : top + ch, left : left + cw].permute(0, 3, 1, 2)
-        clip = F.interpolate(crop, size=(h, w), mode="bilinear", align_corners=False)
-        clip = clip.permute(0, 2, 3, 1)
-        clip = clip * (0.6 + 0.8 * torch.rand(3, generator=generator))
-        clip = clip + 0.3 * (float(torch.rand((), generator=generator)) - 0.5)
-        if float(torch.rand((), generator=generator)) < 0.3:
-            clip = clip.mean(-1, keepdim=True).expand_as(clip)
-        out[k] = clip
-    return out.clamp(0, 1).mul(255).round().to(torch.uint8)
 
 
 def auc(scores: np.ndarray, labels: np.ndarray) -> float:
@@ -288,7 +267,8 @@ def main() -> None:
     parser.add_argument(
         "--augment",
         action="store_true",
-        help="train on pictures with a random look per clip (crop, colour, grey)",
+        help="train on pictures with a random look per clip (crop, colour, grey), as "
+        "train.picture_augmentation does with its default settings",
     )
     parser.add_argument("overrides", nargs="*", help="model.* assignments, e.g. attention.layers=1")
     args = parser.parse_args()
@@ -321,7 +301,7 @@ def main() -> None:
     count = max(1, int(round(args.crop_seconds * fps)))
     room = int(store.index["num_frames"].iloc[train.rows].min()) - count
     rng = np.random.default_rng(args.seed)
-    looks = torch.Generator().manual_seed(args.seed)  # --augment's draws
+    looks = PictureAugmentation(enabled=args.augment)  # train.picture_augmentation's defaults
     n = len(train.rows)
     per_frame = store.settings.sample_rate / fps
     footage = load_real_footage(Path(args.real_videos), store.settings.media)
@@ -337,7 +317,7 @@ def main() -> None:
         batch = make_batch(
             store, train, list(zip(first, second, strict=True)), starts.tolist(), count, slots
         )
-        frames = augment_pictures(batch.frames, looks) if args.augment else batch.frames
+        frames = augment_pictures(batch.frames, looks, args.seed, step)
         logits = model.classify(batch.sources, pool_frames(frames, args.frame_pool))
         m = batch.mask.float()
         loss = (
