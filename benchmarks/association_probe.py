@@ -43,7 +43,7 @@ import pandas as pd
 import soundfile as sf
 import torch
 from coincidence_probe import override
-from real_videos import bootstrap_mean
+from real_videos import bootstrap_margin
 from torch.nn import functional as F
 from tqdm import tqdm
 
@@ -336,7 +336,7 @@ def main() -> None:
             real = ""
             if footage is not None:
                 gaps = real_swap_gaps(model, footage, args.swaps, per_frame, args.frame_pool)
-                gap, low, high = bootstrap_mean(gaps)
+                gap, low, high = bootstrap_margin(gaps)
                 real = (
                     f" | real gap {gap:+.3f} [{low:+.3f}, {high:+.3f}] logits,"
                     f" own higher {(gaps > 0).sum()}/{gaps.size}"

@@ -154,15 +154,17 @@ def talker_results(folder: Path, video: Path, model_rate: int) -> list[TalkerRes
 
 
 def bootstrap_margin(
-    on: np.ndarray, off: np.ndarray, resamples: int = 2000, seed: int = 0
+    on: np.ndarray, off: np.ndarray | None = None, resamples: int = 2000, seed: int = 0
 ) -> tuple[float, float, float]:
-    """Mean(on) - mean(off) and its percentile 95% interval (groups resampled separately)."""
+    """Mean(on) - mean(off) and its percentile 95% interval (groups resampled separately);
+    without ``off``, mean(on) and its interval."""
     rng = np.random.default_rng(seed)
     stats = [
-        rng.choice(on, on.size).mean() - rng.choice(off, off.size).mean() for _ in range(resamples)
+        rng.choice(on, on.size).mean() - (0.0 if off is None else rng.choice(off, off.size).mean())
+        for _ in range(resamples)
     ]
     low, high = np.percentile(stats, [2.5, 97.5])
-    return float(on.mean() - off.mean()), float(low), float(high)
+    return float(on.mean() - (0.0 if off is None else off.mean())), float(low), float(high)
 
 
 def swap_soundtrack(pictures: Path, audio: np.ndarray, rate: int, out: Path) -> float:
@@ -188,14 +190,6 @@ def swap_soundtrack(pictures: Path, audio: np.ndarray, rate: int, out: Path) -> 
         finally:
             writer.close()
     return seconds
-
-
-def bootstrap_mean(values: np.ndarray, resamples: int = 2000, seed: int = 0) -> tuple[float, ...]:
-    """Mean of ``values`` and its percentile 95% bootstrap interval."""
-    rng = np.random.default_rng(seed)
-    stats = [rng.choice(values, values.size).mean() for _ in range(resamples)]
-    low, high = np.percentile(stats, [2.5, 97.5])
-    return float(values.mean()), float(low), float(high)
 
 
 def motion_sync_score(audio: np.ndarray, frames: np.ndarray) -> float:
@@ -399,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
             ("model-free synchrony detector", "detector_own", "detector_swapped"),
         ):
             gaps = (per_sound[own_col] - per_sound[swapped_col]).to_numpy()
-            gap, low, high = bootstrap_mean(gaps)
+            gap, low, high = bootstrap_margin(gaps)
             summary["swapped"][own_col] = {
                 "own_mean": float(per_sound[own_col].mean()),
                 "swapped_mean": float(per_sound[swapped_col].mean()),
