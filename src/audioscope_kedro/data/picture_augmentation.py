@@ -31,7 +31,7 @@ class PictureAugmentation:
     """The ``train.picture_augmentation`` block: one random look per training clip."""
 
     enabled: bool = False
-    min_crop: float = 0.6  # crop a square share of the side in [min_crop, 1], resized back
+    min_crop: float = 0.6  # crop the same share in [min_crop, 1] of both sides, resized back
     channel_gain: float = 0.4  # each colour channel times a gain in [1 - g, 1 + g]
     brightness: float = 0.15  # plus a shift in [-b, b] (pixel values in [0, 1])
     grey_probability: float = 0.3  # share of clips shown in grey
