@@ -218,9 +218,19 @@ def load_real_footage(folder: Path, media) -> RealFootage | None:
     return footage
 
 
-def real_swap_gaps(model, footage: RealFootage, swaps: int, per_frame: float, frame_pool: int):
+def real_swap_gaps(
+    model,
+    footage: RealFootage,
+    swaps: int,
+    per_frame: float,
+    frame_pool: int,
+    sources: list[torch.Tensor] | None = None,
+):
     """Per soundtrack (labels.csv order): its on-screen logit under its own pictures minus the
-    mean under the next ``swaps`` clips' pictures, each pair over the same frames."""
+    mean under the next ``swaps`` clips' pictures, each pair over the same frames. With
+    ``sources`` (each soundtrack's separated sources, ``[M, T]``), the score is the share of
+    the soundtrack's energy the classifier puts on screen (sources weighted by their
+    probability and energy, as ``real_videos.py --raw``) instead of one logit."""
     n = len(footage.names)
     gaps = np.zeros(n)
     model.eval()
@@ -234,12 +244,19 @@ def real_swap_gaps(model, footage: RealFootage, swaps: int, per_frame: float, fr
                     len(footage.frames[j]),
                     int(footage.audio[i].size // per_frame),
                 )
-                sound = torch.from_numpy(footage.audio[i][: int(round(count * per_frame))])
+                length = int(round(count * per_frame))
+                whole = torch.from_numpy(footage.audio[i][:length])[None]
+                sound = whole if sources is None else sources[i][:, :length]
                 pictures = np.stack([footage.frames[i][:count], footage.frames[j][:count]])
                 logits = model.classify(
-                    sound.expand(2, 1, -1), pool_frames(torch.from_numpy(pictures), frame_pool)
+                    sound.expand(2, -1, -1), pool_frames(torch.from_numpy(pictures), frame_pool)
                 )
-                diffs.append(float(logits[0, 0] - logits[1, 0]))
+                if sources is None:
+                    diffs.append(float(logits[0, 0] - logits[1, 0]))
+                    continue
+                energy = sound.pow(2).sum(-1)
+                share = (torch.sigmoid(logits) * energy).sum(-1) / energy.sum().clamp_min(1e-12)
+                diffs.append(float(share[0] - share[1]))
             gaps[i] = np.mean(diffs)
     model.train()
     return gaps
@@ -265,6 +282,12 @@ def main() -> None:
     )
     parser.add_argument("--swaps", type=int, default=3, help="foreign pictures per soundtrack")
     parser.add_argument(
+        "--separated",
+        action="store_true",
+        help="score the real soundtracks' sources as the environment's pre-trained separator "
+        "cuts them (the share kept on screen) instead of each whole soundtrack as one source",
+    )
+    parser.add_argument(
         "--augment",
         action="store_true",
         help="train on pictures with a random look per clip (crop, colour, grey), as "
@@ -286,6 +309,7 @@ def main() -> None:
         context = session.load_context()
         store, params = context.catalog.load("clip_store"), context.params
         demo_root = Path(context.config_loader["globals"]["demo_root"])
+        separator = context.catalog.load("pretrained_separator") if args.separated else None
     config = model_config(
         override(dict(params["model"]), args.overrides), store, params["clip_seconds"]
     )
@@ -308,6 +332,10 @@ def main() -> None:
     if footage is not None and len(footage.names) <= args.swaps:
         print(f"real footage: {len(footage.names)} clips, too few for {args.swaps} swaps")
         footage = None
+    sources = None  # --separated: each real soundtrack's sources, [M, T]
+    if footage is not None and separator is not None:
+        with torch.no_grad():
+            sources = [separator(torch.from_numpy(a)[None])[0] for a in footage.audio]
     print(f"{args.env}: {n} training clips, {len(held_out.rows)} held out, {slots} source slots")
     start, losses, hits, seen = time.perf_counter(), [], 0, 0
     for step in tqdm(range(1, args.steps + 1), desc="probe"):
@@ -335,10 +363,13 @@ def main() -> None:
             figures = evaluate(model, store, held_out, slots, 32, args.frame_pool)
             real = ""
             if footage is not None:
-                gaps = real_swap_gaps(model, footage, args.swaps, per_frame, args.frame_pool)
+                gaps = real_swap_gaps(
+                    model, footage, args.swaps, per_frame, args.frame_pool, sources
+                )
                 gap, low, high = bootstrap_margin(gaps)
+                unit = "logits" if sources is None else "share kept, separated"
                 real = (
-                    f" | real gap {gap:+.3f} [{low:+.3f}, {high:+.3f}] logits,"
+                    f" | real gap {gap:+.3f} [{low:+.3f}, {high:+.3f}] {unit},"
                     f" own higher {(gaps > 0).sum()}/{gaps.size}"
                 )
             tqdm.write(
