@@ -76,11 +76,14 @@ LEARNABLE_MODEL = {
 COUNTS = {"train": 96, "validate_onscreen": 16, "validate_offscreen": 16}
 
 # What "learns" means here, at the point calibrated to TARGET_DB of off-screen suppression on
-# the validation MoMs (measured at these settings: +1.97 dB and AUC 0.771; with the
-# classifier untrained, classification_weight 0: -0.00 dB and 0.488, and the test fails).
+# the validation MoMs. Measured at these settings: +1.97 dB and AUC 0.771 on one 2-core AMD
+# EPYC; +2.51 dB and 0.641 on another with AVX-512 (the same code and seed: float rounding of
+# the CPU's kernels steers 1000 steps of training elsewhere; +2.20 dB and 0.645 there with MKL
+# and oneDNN held to AVX2). With the classifier untrained (classification_weight 0): -0.00 dB
+# and 0.488, and the test fails. The AUC bound sits between the two.
 TARGET_DB = 10.0
 MIN_SI_SNR_GAIN_DB = 1.0  # calibrated on-screen SI-SNR minus the mixture's
-MIN_AUC = 0.65  # a constant scores 0.5
+MIN_AUC = 0.6  # a constant scores 0.5
 
 
 def _envelope(rng: np.random.Generator, n: int) -> np.ndarray:
