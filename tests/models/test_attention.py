@@ -5,6 +5,7 @@ from audioscope_kedro.models.attention import (
     ATTENTION_VARIANTS,
     AttentionConfig,
     Block,
+    LoudnessCue,
     MotionSyncFeatures,
     SyncFeatures,
     build_attention,
@@ -263,10 +264,11 @@ def moving_scene(frames=24, size=32, per_frame=80, seed=0):
     return sources, (video * 255).to(torch.uint8)
 
 
-def test_motion_sync_finds_the_cell_that_moves_with_a_source():
-    sync = MotionSyncFeatures(8)
+@pytest.mark.parametrize("cue", [LoudnessCue.LOG_LEVEL, LoudnessCue.LEVEL])
+def test_motion_sync_finds_the_cell_that_moves_with_a_source(cue):
+    sync = MotionSyncFeatures(8, cues=(cue,))
     sources, frames = moving_scene()
-    corr = sync.correlations(sources, frames)  # [1, 2, 64]
+    corr = sync.correlations(sources, frames)[:, :, 0]  # [1, 2, 64]
     assert corr.shape == (1, 2, 64)
     best = corr[0, 0].argmax()
     assert best in (2 * 8 + 5, 1 * 8 + 5)  # the square's cell (or its row's edge)
@@ -276,9 +278,58 @@ def test_motion_sync_finds_the_cell_that_moves_with_a_source():
     assert still == 0
 
 
+def growing_scene(frames=32, size=32, per_frame=80, seed=0):
+    """A bar in cell (2, 5) whose length follows a source's amplitude, as the realistic demo's
+    objects grow with their sound: the picture changes where the amplitude changes. Each frame
+    interval of the source is whole cycles of a tone, so its RMS is exactly the amplitude."""
+    g = torch.Generator().manual_seed(seed)
+    level = 0.1 + 0.9 * torch.rand(frames, generator=g)
+    video = torch.zeros(1, frames, size, size, 3)
+    for t in range(frames):
+        video[0, t, 9, 20 : 20 + int(round(4 * float(level[t])))] = 1.0
+    tone = torch.sin(2 * torch.pi * 4 * torch.arange(per_frame) / per_frame)  # 4 whole cycles
+    sources = (level[:, None] * tone).reshape(1, 1, -1)
+    return sources, (video * 255).to(torch.uint8)
+
+
+def test_level_change_cue_follows_what_grows_with_the_amplitude():
+    sources, frames = growing_scene()
+    cues = tuple(LoudnessCue)
+    corr = MotionSyncFeatures(8, cues=cues).correlations(sources, frames)[0, 0]  # [3, 64]
+    best = dict(zip(cues, corr.amax(-1).tolist(), strict=True))
+    assert corr[cues.index(LoudnessCue.LEVEL_CHANGE)].argmax() == 2 * 8 + 5
+    assert best[LoudnessCue.LEVEL_CHANGE] > 0.8
+    # the level itself says little about when the bar changes length
+    assert best[LoudnessCue.LEVEL] < best[LoudnessCue.LEVEL_CHANGE] - 0.3
+    assert best[LoudnessCue.LOG_LEVEL] < best[LoudnessCue.LEVEL_CHANGE] - 0.3
+
+
+def test_each_cue_adds_its_summary_to_the_features():
+    torch.manual_seed(0)
+    sync = MotionSyncFeatures(8, cues=tuple(LoudnessCue))
+    assert sync.out[0].in_features == 2 * len(LoudnessCue)
+    sources, frames = growing_scene()
+    corr = sync.correlations(sources, frames)  # [1, 1, 3, 64]
+    # per source: the best cell of each cue, then the mean over cells of each cue
+    summary = torch.cat([corr.amax(-1), corr.mean(-1)], dim=-1)  # [1, 1, 6]
+    assert summary[0, 0, 2] > 0.8  # level_change's best cell, where the bar grows
+    torch.testing.assert_close(sync(sources, frames), sync.out(summary))
+
+
+def test_motion_cues_are_checked_by_name():
+    assert AttentionConfig(motion_cues=["level", "level_change"]).motion_cues == (
+        "level",
+        "level_change",
+    )
+    with pytest.raises(ValueError, match="motion_cues.*'loudness'"):
+        AttentionConfig(motion_cues=["loudness"])
+    with pytest.raises(ValueError, match="motion_cues"):
+        AttentionConfig(motion_cues=[])
+
+
 def test_motion_sync_ignores_level_and_is_zero_for_silence_and_short_clips():
     torch.manual_seed(0)
-    sync = MotionSyncFeatures(8)
+    sync = MotionSyncFeatures(8, cues=tuple(LoudnessCue))
     perturb(sync)
     sources, frames = moving_scene()
     out = sync(sources, frames)
@@ -287,7 +338,7 @@ def test_motion_sync_ignores_level_and_is_zero_for_silence_and_short_clips():
     silent = torch.zeros_like(sources)
     assert sync.correlations(silent, frames).abs().max() == 0
     two = sync.correlations(sources[..., : 2 * 80], frames[:, :2])
-    assert two.shape == (1, 2, 64) and two.abs().max() == 0
+    assert two.shape == (1, 2, 3, 64) and two.abs().max() == 0
 
 
 def test_motion_sync_depends_on_alignment():

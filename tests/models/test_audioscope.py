@@ -142,12 +142,14 @@ def test_sync_features_are_part_of_the_model_and_of_its_saved_form(tmp_path, opt
 
 
 @pytest.mark.parametrize(
-    "missing", [("sync", "motion_sync"), ("motion_sync",)], ids=["before-sync", "before-motion"]
+    "missing",
+    [("sync", "motion_sync", "motion_cues"), ("motion_sync", "motion_cues"), ("motion_cues",)],
+    ids=["before-sync", "before-motion", "before-cues"],
 )
 def test_a_calibration_written_before_sync_existed_still_names_its_model(tmp_path, missing):
-    """Versions before ``model.attention.sync`` (or ``motion_sync``) wrote config.json without
-    it and fingerprinted that record in calibration.json: such a model folder still loads with
-    its calibration."""
+    """Versions before ``model.attention.sync`` (or ``motion_sync``, or ``motion_cues``) wrote
+    config.json without it and fingerprinted that record in calibration.json: such a model
+    folder still loads with its calibration."""
     import dataclasses
     import hashlib
 
@@ -162,11 +164,13 @@ def test_a_calibration_written_before_sync_existed_still_names_its_model(tmp_pat
 
     torch.manual_seed(0)
     config = tiny_config("sep_sa")
-    # a model saved between the two additions is one with sync on (with it off, the version
-    # that added it left it out of the fingerprint too)
-    sync_on = "sync" not in missing
+    # a model saved between two additions is one with the earlier options on (with one off,
+    # the version that added it left it out of the fingerprint too)
     config = dataclasses.replace(
-        config, attention=dataclasses.replace(config.attention, sync=sync_on)
+        config,
+        attention=dataclasses.replace(
+            config.attention, sync="sync" not in missing, motion_sync="motion_sync" not in missing
+        ),
     )
     model = AudioScope(config)
     record = {"kind": kind_of(model), **dataclasses.asdict(model.config)}
@@ -187,10 +191,11 @@ def test_a_calibration_written_before_sync_existed_still_names_its_model(tmp_pat
     (tmp_path / "calibration.json").write_text(json.dumps(calibration.to_json()))
     assert ReleasedModel.load(tmp_path).calibration.point == point
 
-    # the same weights with the missing path switched on are another model
+    # the same weights with the missing option at another setting are another model
     synced_config = tiny_config("sep_sa")
     synced_config.attention.sync = True
-    synced_config.attention.motion_sync = sync_on
+    synced_config.attention.motion_sync = True
+    synced_config.attention.motion_cues = ("level",)
     synced = AudioScope(synced_config)
     assert config_fingerprint(synced) != old
     with pytest.raises(CalibrationMismatchError):

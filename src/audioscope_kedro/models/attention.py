@@ -22,6 +22,7 @@ classifier. All attention goes through ``torch.nn.functional.scaled_dot_product_
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 import torch
 from torch import nn
@@ -45,8 +46,19 @@ class AttentionConfig:
     # Add a model-free synchrony cue (MotionSyncFeatures): each source's loudness against the
     # frame differences of a grid of cells. Not in the papers, an option (docs/model.md).
     motion_sync: bool = False
+    # Which loudness series of each source motion_sync correlates with the cells' motion
+    # (LoudnessCue values); the first version had the log level alone.
+    motion_cues: tuple[str, ...] = ("log_level",)
 
     def __post_init__(self) -> None:
+        self.motion_cues = tuple(self.motion_cues)  # a list where config.json gave one
+        known = [c.value for c in LoudnessCue]
+        unknown = [c for c in self.motion_cues if c not in known]
+        if unknown or not self.motion_cues:
+            raise ValueError(
+                f"attention.motion_cues must be a non-empty list of {known}, got "
+                f"{list(self.motion_cues)}"
+            )
         if self.layers < 1:
             raise ValueError(f"attention.layers must be at least 1, got {self.layers}")
         if self.heads < 1 or self.dim % self.heads:
@@ -321,53 +333,92 @@ def _standardise_over(x: torch.Tensor, dim: int) -> torch.Tensor:
     return torch.where(std > 1e-4, x / std.clamp_min(1e-4), torch.zeros_like(x))
 
 
-def motion_correlations(sources: torch.Tensor, frames: torch.Tensor, grid: int = 8) -> torch.Tensor:
-    """``sources [B, M, T]``, ``frames [B, F, H, W, 3] -> corr [B, M, grid * grid]``: for each
-    source and each cell of a ``grid x grid`` partition of the picture, the Pearson correlation
-    over the clip between the source's log energy in each frame's interval and the cell's mean
-    absolute difference from the previous frame. 0 for a constant series and for fewer than
-    three frames."""
+class LoudnessCue(StrEnum):
+    """A series of a source's loudness, one value per frame interval, that motion in the picture
+    may follow."""
+
+    LOG_LEVEL = "log_level"  # log energy: a voice or an engine, level as heard
+    LEVEL = "level"  # RMS: what grows, brightens or swings with the sound's amplitude
+    LEVEL_CHANGE = "level_change"  # |change of RMS|: what moves when the sound starts or stops
+
+
+def loudness_series(sources: torch.Tensor, num_frames: int, cue: LoudnessCue) -> torch.Tensor:
+    """``sources [B, M, T] -> [B, M, num_frames - 1]``: the cue over the frame intervals after
+    the first (a frame difference needs the previous frame), standardised over time."""
+    cue = LoudnessCue(cue)
+    b, m, t = sources.shape
+    per_frame = t // num_frames
+    energy = sources[..., : num_frames * per_frame].reshape(b, m, num_frames, per_frame)
+    energy = energy.pow(2).mean(-1)
+    if cue is LoudnessCue.LOG_LEVEL:
+        series = torch.log(energy + 1e-8)[..., 1:]
+    elif cue is LoudnessCue.LEVEL:
+        series = energy.sqrt()[..., 1:]
+    else:
+        rms = energy.sqrt()
+        series = (rms[..., 1:] - rms[..., :-1]).abs()
+    return _standardise_over(series, dim=-1)
+
+
+def cell_motion(frames: torch.Tensor, grid: int) -> torch.Tensor:
+    """``frames [B, F, H, W, 3] -> [B, F - 1, grid * grid]``: each cell's mean absolute
+    difference from the previous frame, standardised over time."""
+    x = frames.float()
+    moved = (x[:, 1:] - x[:, :-1]).abs().mean(-1)  # [B, F-1, H, W]
+    return _standardise_over(F.adaptive_avg_pool2d(moved, grid).flatten(2), dim=1)
+
+
+def motion_correlations(
+    sources: torch.Tensor,
+    frames: torch.Tensor,
+    grid: int = 8,
+    cues: tuple[LoudnessCue, ...] = (LoudnessCue.LOG_LEVEL,),
+) -> torch.Tensor:
+    """``sources [B, M, T]``, ``frames [B, F, H, W, 3] -> corr [B, M, C, grid * grid]``: for
+    each source, each cue of ``cues`` (C of them) and each cell of a ``grid x grid`` partition
+    of the picture, the Pearson correlation over the clip between the source's loudness series
+    (:func:`loudness_series`) and the cell's mean absolute difference from the previous frame.
+    0 for a constant series and for fewer than three frames."""
     b, m, t = sources.shape
     f = frames.shape[1]
     if f < 3 or t < f:
-        return sources.new_zeros(b, m, grid * grid)
-    per_frame = t // f
-    energy = sources[..., : f * per_frame].reshape(b, m, f, per_frame).pow(2).mean(-1)
-    loud = _standardise_over(torch.log(energy + 1e-8)[..., 1:], dim=-1)  # [B, M, F-1]
-    x = frames.float()
-    moved = (x[:, 1:] - x[:, :-1]).abs().mean(-1)  # [B, F-1, H, W]
-    cells = F.adaptive_avg_pool2d(moved, grid).flatten(2)  # [B, F-1, G*G]
-    cells = _standardise_over(cells, dim=1)
-    return torch.einsum("bmf,bfp->bmp", loud, cells) / (f - 1)
+        return sources.new_zeros(b, m, len(cues), grid * grid)
+    cells = cell_motion(frames, grid)
+    loud = torch.stack([loudness_series(sources, f, cue) for cue in cues], dim=2)
+    return torch.einsum("bmcf,bfp->bmcp", loud, cells) / (f - 1)
 
 
 class MotionSyncFeatures(nn.Module):
     """A fixed synchrony measure between each source's loudness and motion in the picture,
     learned only in how it is used.
 
-    ``sources [B, M, T]``, ``frames [B, F, H, W, 3] -> [B, M, D]``. For each source, the
-    correlation over the clip between its log energy in each frame's interval and, for each
-    cell of a ``grid x grid`` partition of the picture, the cell's mean absolute difference
-    from the previous frame; summarised per source by the best cell and the mean over cells,
-    then mapped to the feature space by a small MLP.
+    ``sources [B, M, T]``, ``frames [B, F, H, W, 3] -> [B, M, D]``. For each source and each
+    loudness cue (:class:`LoudnessCue`), the correlation over the clip between the cue and,
+    for each cell of a ``grid x grid`` partition of the picture, the cell's mean absolute
+    difference from the previous frame; summarised per source and cue by the best cell and
+    the mean over cells, then mapped to the feature space by a small MLP.
 
     Unlike :class:`SyncFeatures`, nothing in the measure is learned from the training pictures:
     it responds to whatever moves or changes with a sound (a drumstick, lips, a knife) as much
-    in real footage as in the scenes it was trained on. Level-invariant (a log energy is
+    in real footage as in the scenes it was trained on. Level-invariant (every cue is
     standardised over time); a silent source, or a clip of fewer than three frames, scores 0.
     """
 
-    def __init__(self, dim: int, grid: int = 8):
+    def __init__(
+        self, dim: int, grid: int = 8, cues: tuple[LoudnessCue, ...] = (LoudnessCue.LOG_LEVEL,)
+    ):
         super().__init__()
         self.grid = grid
-        self.out = nn.Sequential(nn.Linear(2, dim), nn.ReLU(), nn.Linear(dim, dim))
+        self.cues = tuple(LoudnessCue(c) for c in cues)
+        self.out = nn.Sequential(nn.Linear(2 * len(self.cues), dim), nn.ReLU(), nn.Linear(dim, dim))
 
     def correlations(self, sources: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
-        return motion_correlations(sources, frames, self.grid)
+        """``[B, M, C, grid * grid]``, as :func:`motion_correlations`."""
+        return motion_correlations(sources, frames, self.grid, self.cues)
 
     def forward(self, sources: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
         corr = self.correlations(sources, frames)
-        summary = torch.stack([corr.amax(dim=-1), corr.mean(dim=-1)], dim=-1)  # [B, M, 2]
+        summary = torch.cat([corr.amax(dim=-1), corr.mean(dim=-1)], dim=-1)  # [B, M, 2C]
         return self.out(summary)
 
 

@@ -102,7 +102,9 @@ class AudioScope(nn.Module):
         self.attention = build_attention(config.attention)
         self.sync = SyncFeatures(config.embedding.dim) if config.attention.sync else None
         self.motion_sync = (
-            MotionSyncFeatures(config.embedding.dim) if config.attention.motion_sync else None
+            MotionSyncFeatures(config.embedding.dim, cues=config.attention.motion_cues)
+            if config.attention.motion_sync
+            else None
         )
         self.classifier = OnScreenClassifier(config.embedding.dim)
 

@@ -162,6 +162,7 @@ def weights_fingerprint(module: nn.Module) -> str:
 ADDED_FIELDS: dict[tuple[str, str], object] = {
     ("attention", "sync"): False,
     ("attention", "motion_sync"): False,
+    ("attention", "motion_cues"): ("log_level",),
 }
 
 
