@@ -262,6 +262,53 @@ def real_swap_gaps(
     return gaps
 
 
+def detector_figures(store, held_out: StemSet, slots: int, footage, swaps: int, per_frame: float):
+    """The model-free synchrony measure alone (``models.attention.motion_correlations``, its best
+    cell), per loudness cue: the held-out AUC as :func:`evaluate` scores the model, and on real
+    footage the gap of the score between own and foreign pictures, as :func:`real_swap_gaps`."""
+    from audioscope_kedro.models.attention import LoudnessCue, motion_correlations
+
+    cues = tuple(LoudnessCue)
+    n = len(held_out.rows)
+    pairs = [(i, (i + n // 2) % n) for i in range(n)]
+    num_frames = int(store.index["num_frames"].iloc[held_out.rows].min())
+    scores, labels, own = [], [], []
+    for lo in tqdm(range(0, n, 32), desc="detector, held out"):
+        chunk = pairs[lo : lo + 32]
+        batch = make_batch(store, held_out, chunk, [(0, 0)] * len(chunk), num_frames, slots)
+        best = motion_correlations(batch.sources, batch.frames, cues=cues).amax(-1)  # [B, S, C]
+        scores.append(best[batch.mask].numpy())
+        labels.append(batch.labels[batch.mask].numpy())
+        own.append(batch.own[batch.mask].numpy())
+    s, y, o = np.concatenate(scores), np.concatenate(labels), np.concatenate(own)
+    gaps = np.zeros((len(footage.names) if footage else 0, len(cues)))
+    for i in range(len(gaps)):
+        diffs = []
+        for k in range(1, swaps + 1):
+            j = (i + k) % len(gaps)
+            count = min(
+                len(footage.frames[i]),
+                len(footage.frames[j]),
+                int(footage.audio[i].size // per_frame),
+            )
+            sound = torch.from_numpy(footage.audio[i][: int(round(count * per_frame))])
+            pictures = torch.from_numpy(
+                np.stack([footage.frames[i][:count], footage.frames[j][:count]])
+            )
+            best = motion_correlations(sound.expand(2, 1, -1), pictures, cues=cues).amax(-1)
+            diffs.append((best[0, 0] - best[1, 0]).numpy())
+        gaps[i] = np.mean(diffs, axis=0)
+    for c, cue in enumerate(cues):
+        line = f"{cue.value:>12}: held-out auc {auc(s[:, c], y):.3f} within-clip {auc(s[o, c], y[o]):.3f}"
+        if len(gaps):
+            gap, low, high = bootstrap_margin(gaps[:, c])
+            line += (
+                f" | real gap {gap:+.3f} [{low:+.3f}, {high:+.3f}] correlation,"
+                f" own higher {(gaps[:, c] > 0).sum()}/{len(gaps)}"
+            )
+        print(line)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--env", default="demo_real", help="Kedro environment (its clip store)")
@@ -292,6 +339,12 @@ def main() -> None:
         action="store_true",
         help="train on pictures with a random look per clip (crop, colour, grey), as "
         "train.picture_augmentation does with its default settings",
+    )
+    parser.add_argument(
+        "--detector",
+        action="store_true",
+        help="no training: score the held-out pairs and the real footage with the model-free "
+        "motion synchrony measure alone (the best cell, per loudness cue) and stop",
     )
     parser.add_argument("overrides", nargs="*", help="model.* assignments, e.g. attention.layers=1")
     args = parser.parse_args()
@@ -337,6 +390,9 @@ def main() -> None:
         with torch.no_grad():
             sources = [separator(torch.from_numpy(a)[None])[0] for a in footage.audio]
     print(f"{args.env}: {n} training clips, {len(held_out.rows)} held out, {slots} source slots")
+    if args.detector:
+        detector_figures(store, held_out, slots, footage, args.swaps, per_frame)
+        return
     start, losses, hits, seen = time.perf_counter(), [], 0, 0
     for step in tqdm(range(1, args.steps + 1), desc="probe"):
         first = rng.integers(0, n, args.batch_size)
