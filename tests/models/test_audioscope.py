@@ -141,6 +141,25 @@ def test_sync_features_are_part_of_the_model_and_of_its_saved_form(tmp_path, opt
     assert torch.equal(loaded.classify(sources, frames), model.classify(sources, frames))
 
 
+def test_motion_cues_survive_the_saved_form(tmp_path):
+    """config.json holds the cues as a list; the loaded model has the same cues, the same
+    input width of the motion path and the same outputs."""
+    torch.manual_seed(0)
+    config = tiny_config("sep_sa")
+    config.attention.motion_sync = True
+    config.attention.motion_cues = ("level", "level_change")
+    model = AudioScope(config).eval()
+    model.save(tmp_path / "model")
+    saved = json.loads((tmp_path / "model" / "config.json").read_text())
+    assert saved["attention"]["motion_cues"] == ["level", "level_change"]
+    loaded = AudioScope.load(tmp_path / "model").eval()
+    assert loaded.config.attention.motion_cues == ("level", "level_change")
+    assert loaded.motion_sync.out[0].in_features == 4
+    sources = torch.randn(1, 4, 8000) * torch.rand(1, 4, 8).repeat_interleave(1000, -1)
+    frames = torch.randint(0, 256, (1, 8, 16, 16, 3), dtype=torch.uint8)
+    assert torch.equal(loaded.classify(sources, frames), model.classify(sources, frames))
+
+
 @pytest.mark.parametrize(
     "missing",
     [("sync", "motion_sync", "motion_cues"), ("motion_sync", "motion_cues"), ("motion_cues",)],
