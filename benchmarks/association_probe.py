@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -169,18 +170,23 @@ def auc(scores: np.ndarray, labels: np.ndarray) -> float:
     return float(auc_roc(scores, labels)) if 0 < labels.sum() < labels.size else float("nan")
 
 
-def evaluate(
-    model, store, data: StemSet, slots: int, batch_size: int, frame_pool: int = 1
-) -> dict[str, float]:
+def held_out_batches(store, data: StemSet, slots: int, batch_size: int) -> Iterator[Batch]:
+    """The fixed held-out pairs (clip i with clip i + n/2), whole clips, in batches."""
     n = len(data.rows)
     pairs = [(i, (i + n // 2) % n) for i in range(n)]
     num_frames = int(store.index["num_frames"].iloc[data.rows].min())
+    for lo in range(0, n, batch_size):
+        chunk = pairs[lo : lo + batch_size]
+        yield make_batch(store, data, chunk, [(0, 0)] * len(chunk), num_frames, slots)
+
+
+def evaluate(
+    model, store, data: StemSet, slots: int, batch_size: int, frame_pool: int = 1
+) -> dict[str, float]:
     scores, labels, own = [], [], []
     model.eval()
     with torch.no_grad():
-        for lo in range(0, n, batch_size):
-            chunk = pairs[lo : lo + batch_size]
-            batch = make_batch(store, data, chunk, [(0, 0)] * len(chunk), num_frames, slots)
+        for batch in held_out_batches(store, data, slots, batch_size):
             logits = model.classify(batch.sources, pool_frames(batch.frames, frame_pool))
             m = batch.mask
             scores.append(logits[m].numpy())
@@ -223,6 +229,22 @@ def load_real_footage(folder: Path, media) -> RealFootage | None:
     return footage
 
 
+def swapped_views(
+    footage: RealFootage, i: int, swaps: int, per_frame: float
+) -> Iterator[tuple[int, torch.Tensor]]:
+    """For soundtrack ``i``, against each of the next ``swaps`` clips (labels.csv order, round
+    the list): the samples of its soundtrack to score and the pictures ``[2, F, H, W, 3]``
+    (its own, then the foreign clip's), both cut to the frames all three have."""
+    n = len(footage.names)
+    for k in range(1, swaps + 1):
+        j = (i + k) % n
+        count = min(
+            len(footage.frames[i]), len(footage.frames[j]), int(footage.audio[i].size // per_frame)
+        )
+        pictures = np.stack([footage.frames[i][:count], footage.frames[j][:count]])
+        yield int(round(count * per_frame)), torch.from_numpy(pictures)
+
+
 def real_swap_gaps(
     model,
     footage: RealFootage,
@@ -242,20 +264,10 @@ def real_swap_gaps(
     with torch.no_grad():
         for i in range(n):
             diffs = []
-            for k in range(1, swaps + 1):
-                j = (i + k) % n
-                count = min(
-                    len(footage.frames[i]),
-                    len(footage.frames[j]),
-                    int(footage.audio[i].size // per_frame),
-                )
-                length = int(round(count * per_frame))
+            for length, pictures in swapped_views(footage, i, swaps, per_frame):
                 whole = torch.from_numpy(footage.audio[i][:length])[None]
                 sound = whole if sources is None else sources[i][:, :length]
-                pictures = np.stack([footage.frames[i][:count], footage.frames[j][:count]])
-                logits = model.classify(
-                    sound.expand(2, -1, -1), pool_frames(torch.from_numpy(pictures), frame_pool)
-                )
+                logits = model.classify(sound.expand(2, -1, -1), pool_frames(pictures, frame_pool))
                 if sources is None:
                     diffs.append(float(logits[0, 0] - logits[1, 0]))
                     continue
@@ -274,13 +286,8 @@ def detector_figures(store, held_out: StemSet, slots: int, footage, swaps: int, 
     from audioscope_kedro.models.attention import LoudnessCue, motion_correlations
 
     cues = tuple(LoudnessCue)
-    n = len(held_out.rows)
-    pairs = [(i, (i + n // 2) % n) for i in range(n)]
-    num_frames = int(store.index["num_frames"].iloc[held_out.rows].min())
     scores, labels, own = [], [], []
-    for lo in tqdm(range(0, n, 32), desc="detector, held out"):
-        chunk = pairs[lo : lo + 32]
-        batch = make_batch(store, held_out, chunk, [(0, 0)] * len(chunk), num_frames, slots)
+    for batch in tqdm(held_out_batches(store, held_out, slots, 32), desc="detector, held out"):
         best = motion_correlations(batch.sources, batch.frames, cues=cues).amax(-1)  # [B, S, C]
         scores.append(best[batch.mask].numpy())
         labels.append(batch.labels[batch.mask].numpy())
@@ -289,17 +296,8 @@ def detector_figures(store, held_out: StemSet, slots: int, footage, swaps: int, 
     gaps = np.zeros((len(footage.names) if footage else 0, len(cues)))
     for i in range(len(gaps)):
         diffs = []
-        for k in range(1, swaps + 1):
-            j = (i + k) % len(gaps)
-            count = min(
-                len(footage.frames[i]),
-                len(footage.frames[j]),
-                int(footage.audio[i].size // per_frame),
-            )
-            sound = torch.from_numpy(footage.audio[i][: int(round(count * per_frame))])
-            pictures = torch.from_numpy(
-                np.stack([footage.frames[i][:count], footage.frames[j][:count]])
-            )
+        for length, pictures in swapped_views(footage, i, swaps, per_frame):
+            sound = torch.from_numpy(footage.audio[i][:length])
             best = motion_correlations(sound.expand(2, 1, -1), pictures, cues=cues).amax(-1)
             diffs.append((best[0, 0] - best[1, 0]).numpy())
         gaps[i] = np.mean(diffs, axis=0)
